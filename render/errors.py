@@ -1,0 +1,34 @@
+"""The errors sefa-render raises for bad input.
+
+Everything below `cli.py` raises one of these with a message that names what is
+wrong and where (file, field, value); `cli.py` prints that one line and exits 2.
+Anything that is not a `RenderError` is a bug in sefa-render and keeps its
+traceback.
+"""
+
+__all__ = ["RenderError", "SpecError", "CheckpointError", "OutputError", "ZooError"]
+
+
+class RenderError(Exception):
+    """Base class: a problem with the user's input or environment, not a bug."""
+
+
+class SpecError(RenderError):
+    """A job spec (or a command-line value standing in for one) is invalid.
+
+    Raised with the file and the field path, e.g.
+    `jobs/x.yaml: outputs[1].video.fps: expected a positive integer, got 'abc'`.
+    """
+
+
+class CheckpointError(RenderError):
+    """A checkpoint cannot be read safely, is of an unknown format, or does not
+    match the architecture its content implies (missing or mis-shaped tensor)."""
+
+
+class OutputError(RenderError):
+    """An output location cannot be written (not a directory, no permission)."""
+
+
+class ZooError(RenderError):
+    """A zoo model cannot be fetched (offline, unknown name, hash mismatch)."""

@@ -1,0 +1,156 @@
+"""The small interface every generator family implements.
+
+The rest of sefa-render never asks "which GAN is this". It only
+
+1. turns seeds into edit-space latents (`latents_from_seeds`),
+2. adds `alpha * direction` to chosen layers of those latents (`edit`),
+3. synthesises images from latents (`synthesize`), and
+4. asks for the weight matrices that SeFa factorizes (`sefa_weight`).
+
+Edit-space latents always have the shape `[batch, num_layers, latent_dim]`: one
+slot per editable layer (StyleGAN's w+ slots), or a single slot for models that
+are edited in z (DCGAN, PGGAN, BigGAN). A "layer index" in a job spec is an
+index into that slot axis.
+
+Seeds mean what they mean in NVIDIA's scripts:
+`z = np.random.RandomState(seed).randn(z_dim)`, so seed 42 here is seed 42 in
+`gen_images.py`.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, ClassVar, Sequence
+
+import numpy as np
+import torch
+
+__all__ = ["Generator", "Sampling", "z_from_seeds", "to_uint8"]
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How seeds become latents, beyond the seed itself."""
+
+    truncation_psi: float = 1.0          # ψ: w ← w_avg + ψ·(w − w_avg); 1 = no truncation
+    truncation_cutoff: int | None = None  # truncate the first `cutoff` w+ slots; None = all
+    class_index: int | None = None        # label for class-conditional models (c_dim > 0)
+
+
+def z_from_seeds(seeds: Sequence[int], z_dim: int) -> torch.Tensor:
+    """NVIDIA's seed convention, one independent generator per seed.
+
+    Returns a float32 tensor of shape [len(seeds), z_dim] on the CPU.
+
+    >>> z_from_seeds([0, 1], 3).shape
+    torch.Size([2, 3])
+    >>> float(z_from_seeds([0], 3)[0, 0]) == float(np.float32(np.random.RandomState(0).randn(3)[0]))
+    True
+    """
+    z = np.stack([np.random.RandomState(seed).randn(z_dim) for seed in seeds]) if seeds else np.zeros((0, z_dim))
+    return torch.from_numpy(z).to(torch.float32)
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """[N, C, H, W] float in [-1, 1] → [N, H, W, C] uint8, on the images' device.
+
+    round((x + 1)·127.5) with clamping, written as NVIDIA's scripts write it, so
+    an unedited image is byte-identical to what `gen_images.py` saves.
+    """
+    return (images * 127.5 + 128).clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
+
+
+class Generator(torch.nn.Module, abc.ABC):
+    """A pretrained generator seen through the operations sefa-render needs.
+
+    Subclasses set `family` and `config` (a frozen dataclass that is enough to
+    rebuild the network; it is recorded in the manifest) and implement the
+    abstract methods. The module is always in eval mode.
+    """
+
+    family: ClassVar[str]
+    config: Any
+
+    # Sizes, set by each subclass's constructor from its config.
+    z_dim: int
+    latent_dim: int          # length of an edit-space vector (z_dim, or w_dim for StyleGAN)
+    num_layers: int          # number of edit-space slots (1 for z-space models)
+    img_resolution: int
+    img_channels: int
+    c_dim: int = 0           # number of classes for conditional models, 0 otherwise
+
+    # ------------------------------------------------------------------ sampling
+    def check_sampling(self, sampling: Sampling) -> str | None:
+        """Why `sampling` does not apply to this model, or None when it does."""
+        if sampling.truncation_psi != 1.0 or sampling.truncation_cutoff is not None:
+            return f"{self.family} models have no truncation"
+        if sampling.class_index is not None and self.c_dim == 0:
+            return f"this {self.family} model is not class-conditional"
+        if self.c_dim > 0 and sampling.class_index is None:
+            return f"this {self.family} model is class-conditional ({self.c_dim} classes): name a class_index"
+        if sampling.class_index is not None and not 0 <= sampling.class_index < self.c_dim:
+            return f"class_index {sampling.class_index} is out of range for {self.c_dim} classes"
+        return None
+
+    @abc.abstractmethod
+    def latents(self, z: torch.Tensor, sampling: Sampling) -> torch.Tensor:
+        """[N, z_dim] → edit-space latents [N, num_layers, latent_dim]."""
+
+    def latents_from_seeds(self, seeds: Sequence[int], sampling: Sampling = Sampling()) -> torch.Tensor:
+        """Edit-space latents for seeds, on this module's device."""
+        z = z_from_seeds(seeds, self.z_dim).to(self.device)
+        with torch.no_grad():
+            return self.latents(z, sampling)
+
+    # ------------------------------------------------------------------ editing
+    def edit(
+        self,
+        latents: torch.Tensor,      # [N, num_layers, latent_dim]
+        direction: torch.Tensor,    # [latent_dim]
+        alphas: torch.Tensor,       # [N]
+        layers: Sequence[int],
+    ) -> torch.Tensor:
+        """latents with `alpha * direction` added to the selected slots only.
+
+        Official SeFa adds the edit after truncation and only to the factorized
+        layers (genforce/sefa `sefa.py`); so do we, which is why this works on
+        the already-truncated latents.
+        """
+        edited = latents.clone()
+        offset = alphas.to(latents)[:, None] * direction.to(latents)[None, :]  # [N, latent_dim]
+        edited[:, list(layers), :] += offset[:, None, :]
+        return edited
+
+    # ------------------------------------------------------------------ synthesis
+    @abc.abstractmethod
+    def synthesize(self, latents: torch.Tensor) -> torch.Tensor:
+        """Edit-space latents [N, num_layers, latent_dim] → images [N, C, H, W] in about [-1, 1]."""
+
+    # ------------------------------------------------------------------ SeFa
+    @abc.abstractmethod
+    def sefa_weight(self, layer: int) -> np.ndarray:
+        """The affine map from slot `layer`'s latent into the network, [out_units, latent_dim].
+
+        Each row is one output unit's weight vector over the latent. Scalar gains
+        may be left out: SeFa normalises every row, which cancels them.
+        """
+
+    # ------------------------------------------------------------------ helpers
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def describe(self) -> dict[str, Any]:
+        """Plain data for the manifest and `sefa-render inspect`."""
+        return {
+            "family": self.family,
+            "config": dataclasses.asdict(self.config),
+            "z_dim": self.z_dim,
+            "latent_dim": self.latent_dim,
+            "num_layers": self.num_layers,
+            "img_resolution": self.img_resolution,
+            "img_channels": self.img_channels,
+            "c_dim": self.c_dim,
+        }

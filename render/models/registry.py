@@ -1,0 +1,45 @@
+"""From a checkpoint file to a `Generator`, chosen by the file's content.
+
+`FAMILIES` is the one list of supported families. Each family module exports
+`recognize(content) -> bool` and `build(content) -> Generator`, where `content`
+is what `checkpoint.read_checkpoint` returns (plain dicts, tensors and, for
+NVIDIA pickles, inert records). The first family that recognizes the content
+builds the model; the file name and extension are never consulted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from types import ModuleType
+
+from render.errors import CheckpointError
+from render.models import dcgan
+from render.models.base import Generator
+from render.models.checkpoint import read_checkpoint
+
+__all__ = ["FAMILIES", "load_generator", "build_generator"]
+
+FAMILIES: tuple[ModuleType, ...] = (dcgan,)
+
+
+def build_generator(content: object, source: str) -> Generator:
+    """The generator described by checkpoint `content`; `source` names it in errors."""
+    for family in FAMILIES:
+        if family.recognize(content):
+            try:
+                return family.build(content)
+            except CheckpointError as error:
+                raise CheckpointError(f"{source}: {error}") from None
+    if isinstance(content, Mapping):
+        keys = ", ".join(repr(key) for key in list(content)[:12])
+        found = f"a dict with keys {keys}{' …' if len(content) > 12 else ''}"
+    else:
+        found = type(content).__name__
+    known = ", ".join(family.__name__.rsplit(".", 1)[-1] for family in FAMILIES)
+    raise CheckpointError(f"{source}: no supported generator found in {found} (supported: {known})")
+
+
+def load_generator(path: Path) -> Generator:
+    """Read `path` safely and build its generator (on the CPU, in eval mode)."""
+    return build_generator(read_checkpoint(Path(path)), str(path))
