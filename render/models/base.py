@@ -72,6 +72,8 @@ class Generator(torch.nn.Module, abc.ABC):
 
     family: ClassVar[str]
     config: Any
+    # What a job gets when its model entry leaves truncation unset (StyleGAN: ψ 0.7 on the first 8 slots).
+    default_sampling: ClassVar[Sampling] = Sampling()
 
     # Sizes, set by each subclass's constructor from its config.
     z_dim: int

@@ -16,9 +16,9 @@ from types import ModuleType
 from render.errors import CheckpointError
 from render.models import dcgan
 from render.models.base import Generator
-from render.models.checkpoint import read_checkpoint
+from render.models.checkpoint import read_checkpoint, sha256_file, sniff
 
-__all__ = ["FAMILIES", "load_generator", "build_generator"]
+__all__ = ["FAMILIES", "load_generator", "build_generator", "describe_checkpoint"]
 
 FAMILIES: tuple[ModuleType, ...] = (dcgan,)
 
@@ -43,3 +43,10 @@ def build_generator(content: object, source: str) -> Generator:
 def load_generator(path: Path) -> Generator:
     """Read `path` safely and build its generator (on the CPU, in eval mode)."""
     return build_generator(read_checkpoint(Path(path)), str(path))
+
+
+def describe_checkpoint(path: Path) -> dict[str, object]:
+    """What `sefa-render inspect` prints: container, family, sizes and sha256."""
+    path = Path(path)
+    generator = load_generator(path)
+    return {"path": str(path), "container": sniff(path), "sha256": sha256_file(path), **generator.describe()}
