@@ -129,8 +129,8 @@ class DirectionSetSpec(_Strict):
     file: Annotated[Text | None, Field(description=".npy of shape [latent_dim] or [k, latent_dim] (method: file)")] = None
     layers: Annotated[Selection, Field(description="latent slots to factorize and edit: 'all', '0-1', '2-5', '6-', lists")] = (
         IndexSelection(None))
-    components: Annotated[Selection, Field(description="which directions to render, by index: '0-4', [0, 3], 'all'")] = (
-        IndexSelection(((0, 4),)))
+    components: Annotated[Selection | None, Field(
+        description="which directions to render, by index: '0-4', [0, 3], 'all'; default: the top 5 (sefa) or all (file)")] = None
     names: Annotated[dict[int, Name], Field(description="human names by direction index, e.g. {0: pose}")] = {}
 
     @model_validator(mode="after")

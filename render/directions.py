@@ -1,0 +1,93 @@
+"""Direction sets: the vectors a job edits along, from SeFa or from a user's `.npy` file.
+
+A `DirectionSet` holds every direction the method produced (SeFa: all of
+them, sorted by eigenvalue) plus which of them the job renders and their
+human names. Direction `k` always means row `k` of `directions.npy`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from render.factorize import sefa
+from render.models.base import Generator
+from render.ranges import IndexSelection
+from render.sinks.atomic import atomic_path
+
+__all__ = ["DirectionSet", "factorize_generator", "read_direction_file", "resolve_components", "save_direction_set"]
+
+DEFAULT_SEFA_COMPONENTS = 5  # render the top five SeFa directions unless told otherwise
+
+
+@dataclass(frozen=True)
+class DirectionSet:
+    method: str                       # 'sefa' or 'file'
+    layers: tuple[int, ...]           # latent slots the directions were computed from and are applied to
+    directions: np.ndarray            # [k, latent_dim] float64
+    eigenvalues: np.ndarray | None    # [k] descending (SeFa), None for user files
+    components: tuple[int, ...] = ()  # the rows this job renders
+    names: dict[int, str] = field(default_factory=dict)
+
+    def name(self, component: int) -> str:
+        """The human name of a direction, or 'direction k' (for labels and prompts)."""
+        return self.names.get(component, f"direction {component}")
+
+    def eigenvalue(self, component: int) -> float | None:
+        return None if self.eigenvalues is None else float(self.eigenvalues[component])
+
+    def describe(self) -> dict[str, object]:
+        return {"method": self.method, "layers": list(self.layers), "count": len(self.directions),
+                "components": list(self.components), "names": {str(k): v for k, v in self.names.items()}}
+
+
+def factorize_generator(generator: Generator, layers: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """SeFa on the affine weights that read the given latent slots: (directions, eigenvalues)."""
+    result = sefa([generator.sefa_weight(layer) for layer in layers])
+    return result.directions, result.eigenvalues
+
+
+def read_direction_file(path: Path, latent_dim: int) -> np.ndarray:
+    """A user's directions, [k, latent_dim] float64; ValueError says what is wrong with the file.
+
+    Accepts [latent_dim] (one direction, e.g. an InterFaceGAN boundary after
+    squeezing) and [k, latent_dim]. Vectors are used as given, not normalised:
+    their length is part of what α means for them.
+    """
+    try:
+        array = np.load(path, allow_pickle=False)  # never unpickle: a .npy can carry objects
+    except (ValueError, OSError, EOFError) as error:
+        raise ValueError(f"not a readable .npy array ({error})") from None
+    if array.ndim == 1:
+        array = array[None, :]
+    if array.ndim != 2 or array.shape[1] != latent_dim or array.shape[0] == 0 or not np.issubdtype(array.dtype, np.number):
+        raise ValueError(f"expected a numeric array of shape [{latent_dim}] or [k, {latent_dim}], "
+                         f"got {array.dtype} {list(array.shape)}")
+    array = array.astype(np.float64)
+    if not np.isfinite(array).all():
+        raise ValueError("contains NaN or infinite values")
+    if (np.linalg.norm(array, axis=1) == 0).any():
+        raise ValueError("contains an all-zero direction")
+    return array
+
+
+def resolve_components(selection: IndexSelection | None, method: str, count: int) -> tuple[int, ...]:
+    """The rows to render: as selected, else the top five (SeFa) or all (file)."""
+    if selection is None:
+        return tuple(range(min(count, DEFAULT_SEFA_COMPONENTS) if method == "sefa" else count))
+    return selection.resolve(count, "direction")
+
+
+def save_direction_set(direction_set: DirectionSet, folder: Path) -> list[str]:
+    """Write `directions.npy` (and `eigenvalues.npy` for SeFa) atomically; return the file names."""
+    folder.mkdir(parents=True, exist_ok=True)
+    arrays = {"directions.npy": direction_set.directions}
+    if direction_set.eigenvalues is not None:
+        arrays["eigenvalues.npy"] = direction_set.eigenvalues
+    for file_name, array in arrays.items():
+        with atomic_path(folder / file_name) as temporary, open(temporary, "wb") as out:
+            np.save(out, array)
+    return list(arrays)
+

@@ -1,0 +1,115 @@
+"""Turning generator output into frames: resize, 8-bit conversion, seed grids, label strips.
+
+`prepare_cells` runs on the generator's device (resize and uint8 conversion
+there, so only 8-bit pixels cross to the CPU); `GridLayout.compose` places
+cells on a canvas with numpy. Frame sizes are always even, because H.264 in
+yuv420p needs them so.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageDraw, ImageFont
+
+from render.models.base import to_uint8
+
+__all__ = ["default_cell_size", "grid_shape", "prepare_cells", "GridLayout", "label_height", "label_strip"]
+
+PRESENTATION_SIZE = 256  # default: upscale small models to at least this many pixels a cell
+
+
+def default_cell_size(resolution: int) -> int:
+    """The smallest multiple of `resolution` that is at least 256 px (an integer upscale).
+
+    >>> default_cell_size(64), default_cell_size(100), default_cell_size(1024)
+    (256, 300, 1024)
+    """
+    return resolution * math.ceil(PRESENTATION_SIZE / resolution)
+
+
+def grid_shape(count: int) -> tuple[int, int]:
+    """(columns, rows) as square as `count` cells allow.
+
+    >>> grid_shape(9), grid_shape(5), grid_shape(1)
+    ((3, 3), (3, 2), (1, 1))
+    """
+    columns = math.ceil(math.sqrt(count))
+    return columns, math.ceil(count / columns)
+
+
+def prepare_cells(images: torch.Tensor, size: int | None) -> np.ndarray:
+    """[N, C, H, W] float images in [-1, 1] → [N, size, size, 3] uint8 on the CPU.
+
+    Upscaling is bicubic (smooth faces rather than blocks); downscaling adds
+    antialiasing. Grayscale models are repeated to RGB.
+    """
+    if size is not None and size != images.shape[-1]:
+        images = F.interpolate(images.float(), size=(size, size), mode="bicubic", align_corners=False,
+                               antialias=size < images.shape[-1])
+    pixels = to_uint8(images)  # [N, H, W, C]
+    if pixels.shape[-1] == 1:
+        pixels = pixels.expand(*pixels.shape[:3], 3)
+    return pixels.cpu().numpy()
+
+
+@dataclass(frozen=True)
+class GridLayout:
+    """Cells in row-major order with gutters between them, and an optional label strip below."""
+
+    columns: int
+    rows: int
+    cell_width: int
+    cell_height: int
+    gutter: int = 0
+    label_height: int = 0
+
+    @property
+    def width(self) -> int:
+        return _even(self.columns * self.cell_width + (self.columns - 1) * self.gutter)
+
+    @property
+    def height(self) -> int:
+        return _even(self.rows * self.cell_height + (self.rows - 1) * self.gutter + self.label_height)
+
+    def compose(self, cells: np.ndarray, labels: list[np.ndarray] | None = None) -> np.ndarray:
+        """[B, cells, h, w, 3] uint8 → [B, height, width, 3] frames; missing cells stay black."""
+        batch, count = cells.shape[:2]
+        assert count <= self.columns * self.rows and cells.shape[2:] == (self.cell_height, self.cell_width, 3)
+        frames = np.zeros((batch, self.height, self.width, 3), dtype=np.uint8)
+        for index in range(count):
+            row, column = divmod(index, self.columns)
+            top, left = row * (self.cell_height + self.gutter), column * (self.cell_width + self.gutter)
+            frames[:, top:top + self.cell_height, left:left + self.cell_width] = cells[:, index]
+        if labels is not None:
+            assert len(labels) == batch
+            for frame, strip in zip(frames, labels):
+                frame[self.height - self.label_height:] = strip
+        return frames
+
+
+def label_height(cell_height: int) -> int:
+    """Strip height that keeps text legible next to cells of this size (even)."""
+    return _even(max(24, cell_height // 8))
+
+
+def label_strip(text: str, width: int, height: int) -> np.ndarray:
+    """White text on black, [height, width, 3] uint8."""
+    image = Image.new("RGB", (width, height))
+    font = _font(max(10, int(height * 0.55)))
+    ImageDraw.Draw(image).text((height // 3, height // 2), text, font=font, fill=(255, 255, 255), anchor="lm")
+    return np.asarray(image)
+
+
+@functools.lru_cache(maxsize=8)
+def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    return ImageFont.load_default(size=size)
+
+
+def _even(value: int) -> int:
+    return value + value % 2

@@ -1,0 +1,109 @@
+"""Everything a job needs before rendering: checkpoints located, hashed and loaded,
+sampling settings checked, and direction sets computed once each.
+
+This runs in the coordinator. What it returns (`Prepared`) minus the loaded
+generators is plain, picklable data that workers receive; they never
+factorize.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+from render.directions import DirectionSet, factorize_generator, read_direction_file, resolve_components
+from render.errors import CheckpointError, SpecError
+from render.models import zoo
+from render.models.base import Generator, Sampling
+from render.models.checkpoint import sha256_file
+from render.models.registry import load_generator
+from render.spec import ZOO_PREFIX, Job, ModelSpec
+
+__all__ = ["ResolvedModel", "Prepared", "prepare", "locate_checkpoint", "merge_sampling"]
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    key: str
+    checkpoint: str          # as written in the job ('zoo:NAME' or a path)
+    path: Path               # the file read
+    sha256: str
+    sampling: Sampling       # the spec's settings over the family's defaults
+    description: dict       # Generator.describe(): family, config, sizes
+
+
+@dataclass
+class Prepared:
+    job: Job
+    models: dict[str, ResolvedModel]
+    direction_sets: dict[str, DirectionSet]
+    generators: dict[str, Generator]
+
+
+def locate_checkpoint(reference: str, relative_to: Path | None = None) -> Path:
+    """The file behind 'zoo:NAME' (fetched into the cache if needed) or a path."""
+    if reference.startswith(ZOO_PREFIX):
+        return zoo.fetch(reference[len(ZOO_PREFIX):])
+    path = Path(reference).expanduser()
+    return (relative_to / path).resolve() if relative_to is not None else path
+
+
+def merge_sampling(spec: ModelSpec, defaults: Sampling) -> Sampling:
+    """Spec values where given, the family's defaults elsewhere."""
+    return Sampling(
+        truncation_psi=defaults.truncation_psi if spec.truncation_psi is None else spec.truncation_psi,
+        truncation_cutoff=defaults.truncation_cutoff if spec.truncation_cutoff is None else spec.truncation_cutoff,
+        class_index=spec.class_index,
+    )
+
+
+def prepare(job: Job) -> Prepared:
+    """Load every model once and compute every direction set once; errors name the job field."""
+    models: dict[str, ResolvedModel] = {}
+    generators: dict[str, Generator] = {}
+    for key, model_spec in job.spec.models.items():
+        field = f"{job.path}: models.{key}"
+        path = locate_checkpoint(model_spec.checkpoint, job.path.parent)
+        try:
+            generator = load_generator(path)
+        except CheckpointError as error:
+            raise CheckpointError(f"{field}.checkpoint: {error}") from None
+        sampling = merge_sampling(model_spec, generator.default_sampling)
+        problem = generator.check_sampling(sampling)
+        if problem:
+            raise SpecError(f"{field}: {problem}")
+        generators[key] = generator
+        models[key] = ResolvedModel(key, model_spec.checkpoint, path, sha256_file(path), sampling, generator.describe())
+
+    direction_sets: dict[str, DirectionSet] = {}
+    for key, set_spec in job.spec.directions.items():
+        field = f"{job.path}: directions.{key}"
+        generator = generators[set_spec.model]
+        try:
+            layers = set_spec.layers.resolve(generator.num_layers, "layer")
+        except ValueError as error:
+            raise SpecError(f"{field}.layers: {error}") from None
+        if set_spec.method == "sefa":
+            directions, eigenvalues = factorize_generator(generator, layers)
+        else:
+            assert set_spec.file is not None
+            try:
+                directions, eigenvalues = read_direction_file(job.resolve_path(set_spec.file), generator.latent_dim), None
+            except ValueError as error:
+                raise SpecError(f"{field}.file: {job.resolve_path(set_spec.file)}: {error}") from None
+        try:
+            components = resolve_components(set_spec.components, set_spec.method, len(directions))
+        except ValueError as error:
+            raise SpecError(f"{field}.components: {error}") from None
+        stray = sorted(set(set_spec.names) - set(components))
+        if stray:
+            raise SpecError(f"{field}.names: direction {stray[0]} is named but not among the rendered components")
+        direction_sets[key] = DirectionSet(set_spec.method, layers, directions, eigenvalues, components, dict(set_spec.names))
+    return Prepared(job, models, direction_sets, generators)
+
+
+def describe_model(model: ResolvedModel) -> dict[str, object]:
+    """Manifest entry for a model."""
+    return {"checkpoint": model.checkpoint, "path": str(model.path), "sha256": model.sha256,
+            "sampling": dataclasses.asdict(model.sampling), **model.description}

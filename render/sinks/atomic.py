@@ -1,0 +1,57 @@
+"""Files that appear under their final name only when complete.
+
+Every artifact is written to a hidden temporary file beside its target (same
+folder, so the rename never crosses filesystems) and `os.replace`d into place
+after it was written and closed without error. A crash, a kill or Ctrl-C
+leaves at most a `.*.partial` file, never a truncated file that looks
+finished; the next run ignores and replaces it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+__all__ = ["atomic_path", "temporary_path", "write_bytes", "write_text", "write_json", "PARTIAL_SUFFIX"]
+
+PARTIAL_SUFFIX = ".partial"
+
+
+def temporary_path(final: Path) -> Path:
+    """A hidden, unique name beside `final`, for writers that rename themselves."""
+    return final.with_name(f".{final.name}.{uuid.uuid4().hex[:8]}{PARTIAL_SUFFIX}")
+
+
+@contextmanager
+def atomic_path(final: Path) -> Iterator[Path]:
+    """Yield a temporary path to write; rename it to `final` if the block succeeds.
+
+    On any exception (KeyboardInterrupt included) the temporary file is
+    removed and `final` is left as it was.
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    temporary = temporary_path(final)
+    try:
+        yield temporary
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    os.replace(temporary, final)
+
+
+def write_bytes(final: Path, data: bytes) -> None:
+    with atomic_path(final) as temporary:
+        temporary.write_bytes(data)
+
+
+def write_text(final: Path, text: str) -> None:
+    write_bytes(final, text.encode("utf-8"))
+
+
+def write_json(final: Path, value: Any) -> None:
+    write_text(final, json.dumps(value, indent=2, sort_keys=False) + "\n")

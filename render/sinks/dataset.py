@@ -1,0 +1,80 @@
+"""Paired image datasets in the Hugging Face `imagefolder` layout.
+
+    datasets/<name>/
+      train/metadata.jsonl            one row per (original, edited) pair
+      train/original/<seed>.png       one original per seed, shared by its pairs
+      train/edited/<seed>_<direction>_<alpha>.png
+      test/…                          when the job asks for a test split
+
+`datasets.load_dataset("imagefolder", data_dir="datasets/<name>")` reads it
+unchanged (datasets ≥ 3.4): the `*_file_name` keys become image columns
+`input_image` and `edited_image`, which with `edit_prompt` are the column
+names diffusers' InstructPix2Pix trainer expects. Every row has the same
+keys, with explicit nulls, so all splits have the same features.
+
+Ids are zero-padded and contain no dots (WebDataset and many tools cut a
+key at its first dot). Each image is written atomically; a shard's rows are
+written after its images, and the split's `metadata.jsonl` only once every
+shard is done, so a dataset never looks finished before it is.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+from PIL import Image
+
+from render.sinks.atomic import write_bytes, write_text
+
+__all__ = ["alpha_tag", "original_name", "edited_name", "encode_image", "write_image", "write_rows", "merge_rows"]
+
+
+def alpha_tag(alpha: float) -> str:
+    """α for a file name, without dots: 'm' for minus, 'p' for plus and for the decimal point.
+
+    >>> alpha_tag(-4.0), alpha_tag(1.5), alpha_tag(0.125), alpha_tag(0)
+    ('m4', 'p1p5', 'p0p125', 'p0')
+    """
+    sign = "m" if alpha < 0 else "p"
+    digits = f"{abs(alpha):.6f}".rstrip("0").rstrip(".")
+    return sign + digits.replace(".", "p")
+
+
+def original_name(seed: int, extension: str) -> str:
+    return f"original/{seed:010d}.{extension}"
+
+
+def edited_name(seed: int, component: int, alpha: float, extension: str) -> str:
+    return f"edited/{seed:010d}_{component:03d}_{alpha_tag(alpha)}.{extension}"
+
+
+def encode_image(pixels: np.ndarray, image_format: str) -> bytes:
+    """[H, W, 3] uint8 → PNG (lossless) or JPEG (quality 95) bytes; deterministic."""
+    buffer = io.BytesIO()
+    if image_format == "png":
+        Image.fromarray(pixels).save(buffer, format="PNG")
+    else:
+        Image.fromarray(pixels).save(buffer, format="JPEG", quality=95)
+    return buffer.getvalue()
+
+
+def write_image(path: Path, pixels: np.ndarray, image_format: str) -> None:
+    write_bytes(path, encode_image(pixels, image_format))
+
+
+def write_rows(path: Path, rows: Iterable[dict[str, Any]]) -> int:
+    """Write JSON lines atomically; return how many."""
+    lines = [json.dumps(row, ensure_ascii=False) for row in rows]
+    write_text(path, "".join(line + "\n" for line in lines))
+    return len(lines)
+
+
+def merge_rows(shard_files: Iterable[Path], destination: Path) -> int:
+    """Concatenate shard row files, in the order given, into `destination` atomically."""
+    text = "".join(Path(shard).read_text(encoding="utf-8") for shard in shard_files)
+    write_text(destination, text)
+    return text.count("\n")
