@@ -103,9 +103,8 @@ class IndexSelection:
         chosen: set[int] = set()
         for start, stop in self.spans:
             last = size - 1 if stop is None else stop
-            if start >= size or last >= size:
-                bad = start if start >= size else last
-                raise ValueError(f"{what} {bad} is out of range: the model has {size} (0-{size - 1})")
+            if max(start, last) >= size:
+                raise ValueError(f"{what} {max(start, size)} is out of range: the model has {size} (0-{size - 1})")
             chosen.update(range(start, last + 1))
         return tuple(sorted(chosen))
 

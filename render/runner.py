@@ -48,8 +48,8 @@ class RunSummary:
 def run_job(job_path: Path, output_root: Path = DEFAULT_OUTPUT_ROOT, progress: bool = True) -> RunSummary:
     started = time.perf_counter()
     job = load_job(job_path, known_zoo=zoo.ZOO)
+    prepared = prepare(job)  # every input error surfaces here, before anything is written
     output_dir = prepare_output_dir(Path(output_root) / job.name)
-    prepared = prepare(job)
     artifacts = save_directions(prepared, output_dir)
     units = plan(job, prepared.models, prepared.direction_sets)
     context = RenderContext(job, output_dir, prepared.models, prepared.direction_sets)

@@ -211,7 +211,7 @@ ScheduleSpec = Annotated[Union[LinearScheduleSpec, PingPongScheduleSpec, SineSch
                          Field(discriminator="kind")]
 SCHEDULE_KINDS = ("linear", "pingpong", "sine", "keyframes")
 ScheduleRef = Annotated[Union[Annotated[Name, Tag("name")], Annotated[ScheduleSpec, Tag("inline")]],
-                        Discriminator(lambda value: "name" if isinstance(value, str) else "inline")]
+                        Discriminator(lambda value: "name" if isinstance(value, str) else "inline" if isinstance(value, dict) else None)]
 
 
 # --------------------------------------------------------------------------- outputs
@@ -314,7 +314,7 @@ class Job:
 def job_schema() -> dict[str, Any]:
     """JSON Schema of a job file, for editors (`sefa-render schema`)."""
     schema = JobSpec.model_json_schema()
-    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": "sefa-render job", **schema}
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema, "title": "sefa-render job"}
 
 
 def load_job(path: Path | str, known_zoo: typing.Collection[str] = ()) -> Job:

@@ -1,0 +1,49 @@
+import numpy as np
+import torch
+
+from render.layout import GridLayout, default_cell_size, grid_shape, label_height, label_strip, prepare_cells
+
+
+def test_grid_shape_fits_every_count():
+    for count in range(1, 40):
+        columns, rows = grid_shape(count)
+        assert columns * rows >= count and columns - rows in (0, 1)
+
+
+def test_frame_sizes_are_even_whatever_the_cells():
+    for cell, gutter, label in [(63, 3, 0), (64, 4, 24), (51, 1, 25)]:
+        layout = GridLayout(3, 2, cell, cell, gutter, label)
+        assert layout.width % 2 == 0 and layout.height % 2 == 0
+
+
+def test_compose_places_cells_row_major_with_gutters_and_labels():
+    layout = GridLayout(columns=2, rows=2, cell_width=4, cell_height=4, gutter=2, label_height=2)
+    cells = np.stack([np.full((4, 4, 3), value, np.uint8) for value in (10, 20, 30)])[None]  # 3 cells, 1 frame
+    strip = np.full((2, layout.width, 3), 99, np.uint8)
+    frame = layout.compose(cells, [strip])[0]
+    assert frame.shape == (12, 10, 3)
+    assert (frame[0:4, 0:4] == 10).all() and (frame[0:4, 6:10] == 20).all() and (frame[6:10, 0:4] == 30).all()
+    assert (frame[6:10, 6:10] == 0).all()  # the missing fourth cell stays black
+    assert (frame[0:4, 4:6] == 0).all()    # gutter
+    assert (frame[10:12] == 99).all()      # label strip at the bottom
+
+
+def test_prepare_cells_converts_like_nvidia_and_upscales():
+    images = torch.tensor([-1.0, -0.5, 0.0, 1.0, 2.0]).reshape(1, 1, 1, 5).expand(1, 3, 5, 5)
+    pixels = prepare_cells(images.contiguous(), None)
+    assert pixels.dtype == np.uint8 and pixels.shape == (1, 5, 5, 3)
+    assert pixels[0, 0, :, 0].tolist() == [0, 64, 128, 255, 255]
+    assert prepare_cells(torch.zeros(2, 3, 8, 8), 32).shape == (2, 32, 32, 3)
+
+
+def test_prepare_cells_repeats_grayscale_to_rgb():
+    assert prepare_cells(torch.zeros(1, 1, 4, 4), None).shape == (1, 4, 4, 3)
+
+
+def test_default_cell_size_is_an_integer_upscale_to_presentation_size():
+    assert default_cell_size(64) == 256 and default_cell_size(32) == 256 and default_cell_size(512) == 512
+
+
+def test_label_strip_draws_text():
+    strip = label_strip("#0 pose   alpha +1.00", 300, label_height(256))
+    assert strip.shape == (32, 300, 3) and strip.max() == 255 and strip[:, -40:].max() == 0

@@ -1,0 +1,126 @@
+"""A whole job on a tiny random DCGAN, read back through the manifest with independent readers."""
+
+import json
+
+import imageio.v3 as iio
+import imageio_ffmpeg
+import numpy as np
+import pytest
+import torch
+
+from jobs import TINY_JOB, write_job
+from render.errors import SpecError
+from render.factorize import sefa
+from render.models.registry import load_generator
+from render.runner import run_job
+
+
+@pytest.fixture(scope="module")
+def finished_job(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("job")
+    summary = run_job(write_job(folder), folder / "outputs", progress=False)
+    return folder, summary
+
+
+def manifest_of(summary) -> dict:
+    return json.loads(summary.manifest.read_text())
+
+
+def artifacts(summary, kind) -> list[dict]:
+    return [artifact for artifact in manifest_of(summary)["artifacts"] if artifact["kind"] == kind]
+
+
+def test_run_writes_every_artifact_the_job_asks_for(finished_job):
+    _, summary = finished_job
+    manifest = manifest_of(summary)
+    assert summary.output_dir.name == "tiny" and manifest["job"] == "tiny"
+    assert [a["kind"] for a in manifest["artifacts"]] == ["directions", "video", "video", "dataset"]
+    assert manifest["models"]["gan"]["family"] == "dcgan" and len(manifest["models"]["gan"]["sha256"]) == 64
+    assert {"sefa-render", "torch", "ffmpeg"} <= set(manifest["versions"])
+    assert summary.frames == 12 and summary.images == 20 * 5
+    assert not list(summary.output_dir.rglob("*.partial"))
+
+
+def test_videos_decode_as_h264_yuv420p_with_the_stated_frames(finished_job):
+    _, summary = finished_job
+    for video in artifacts(summary, "video"):
+        path = summary.output_dir / video["path"]
+        reader = imageio_ffmpeg.read_frames(str(path))
+        meta = next(reader)
+        frames = list(reader)
+        assert meta["codec"] == "h264" and meta["pix_fmt"].startswith("yuv420p")
+        assert len(frames) == video["frames"] == 6 and meta["fps"] == video["fps"] == 30
+        assert meta["size"] == (video["width"], video["height"]) == (66, 66 + 24)  # 2×2 cells of 32 + gutter, label
+
+
+def test_the_direction_visibly_changes_the_video_frames(finished_job):
+    _, summary = finished_job
+    video = artifacts(summary, "video")[0]
+    reader = imageio_ffmpeg.read_frames(str(summary.output_dir / video["path"]))
+    width, height = next(reader)["size"]
+    frames = [np.frombuffer(data, np.uint8).reshape(height, width, 3).astype(int) for data in reader]
+    grid = slice(0, height - 24)
+    assert np.abs(frames[0][grid] - frames[3][grid]).mean() > 3  # α −2 against α +2; H.264 noise is about 1
+
+
+def test_saved_directions_are_sefa_of_the_checkpoint(finished_job):
+    folder, summary = finished_job
+    entry = artifacts(summary, "directions")[0]
+    directions = np.load(summary.output_dir / entry["path"] / "directions.npy")
+    eigenvalues = np.load(summary.output_dir / entry["path"] / "eigenvalues.npy")
+    expected = sefa([load_generator(folder / "gan.pt").sefa_weight(0)])
+    np.testing.assert_array_equal(directions, expected.directions)
+    np.testing.assert_array_equal(eigenvalues, expected.eigenvalues)
+    assert directions.shape == (6, 6) and entry["components"] == [0, 1] and entry["layers"] == [0]
+
+
+def read_rows(path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_dataset_rows_pair_originals_with_edits(finished_job):
+    folder, summary = finished_job
+    dataset = artifacts(summary, "dataset")[0]
+    root = summary.output_dir / dataset["path"]
+    train, test = read_rows(root / "train" / "metadata.jsonl"), read_rows(root / "test" / "metadata.jsonl")
+    assert (len(train), len(test)) == (15 * 4, 5 * 4) and dataset["rows"] == 80
+    assert dataset["splits"] == {"train": 60, "test": 20}
+    assert {row["seed"] for row in test} == set(range(25, 30))
+    assert len({tuple(row) for row in train + test}) == 1  # every row has the same keys, in the same order
+    row = train[0]
+    assert row["input_image_file_name"] == "original/0000000010.png"
+    assert row["edited_image_file_name"] == "edited/0000000010_000_m3.png" and "." not in row["pair_id"]
+    assert row["edit_prompt"] == "first -3.00" and train[2]["edit_prompt"] == "direction 1 -3.00"
+    assert (row["method"], row["layers"], row["direction_index"], row["alpha"]) == ("sefa", [0], 0, -3.0)
+    assert row["checkpoint_sha256"] == manifest_of(summary)["models"]["gan"]["sha256"]
+
+    generator = load_generator(folder / "gan.pt")
+    with torch.no_grad():
+        expected = generator.synthesize(generator.latents_from_seeds([10]))
+    expected_pixels = (expected * 127.5 + 128).clamp(0, 255).to(torch.uint8)[0].permute(1, 2, 0).numpy()
+    original = iio.imread(root / "train" / row["input_image_file_name"])
+    np.testing.assert_array_equal(original, expected_pixels)  # the seed means what it means in gen_images.py
+    edited = iio.imread(root / "train" / row["edited_image_file_name"])
+    assert original.shape == edited.shape == (32, 32, 3)
+    assert np.abs(original.astype(int) - edited.astype(int)).mean() > 10
+
+
+def test_dataset_loads_with_hugging_face_imagefolder(finished_job, monkeypatch):
+    datasets = pytest.importorskip("datasets")
+    _, summary = finished_job
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(summary.output_dir.parent / "hf-home"))
+    root = summary.output_dir / artifacts(summary, "dataset")[0]["path"]
+    loaded = datasets.load_dataset("imagefolder", data_dir=str(root))
+    assert set(loaded) == {"train", "test"} and loaded["train"].num_rows == 60
+    features = loaded["train"].features
+    image_columns = [name for name, feature in features.items() if isinstance(feature, datasets.Image)]
+    assert image_columns == ["input_image", "edited_image"]
+    assert loaded["train"][0]["edited_image"].size == (32, 32) and "label" not in features
+
+
+def test_a_bad_job_writes_nothing(tmp_path):
+    bad = dict(TINY_JOB, outputs=[{"video": dict(TINY_JOB["outputs"][0]["video"], fps=0)}])
+    with pytest.raises(SpecError):
+        run_job(write_job(tmp_path, bad), tmp_path / "outputs", progress=False)
+    assert not (tmp_path / "outputs").exists()
