@@ -1,0 +1,31 @@
+# `make demo` and `make test` work from a fresh clone with nothing but Python 3.11:
+# they create .venv, install the project with a pinned CPU-friendly torch, and
+# fetch the default model into the user cache.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+# Pin torch before installing the project: any other torch request can pull a multi-GB CUDA build.
+TORCH := torch==2.13.*
+
+.PHONY: install model demo test clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check '$(TORCH)'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $@
+
+model: install
+	$(BIN)/sefa-render models fetch dcgan-digiface
+
+demo: model
+	$(BIN)/sefa-render run jobs/demo.yaml
+
+test: model
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) outputs
