@@ -21,11 +21,12 @@ from render.models import zoo
 from render.models.registry import describe_checkpoint, load_generator
 from render.prepare import locate_checkpoint
 from render.ranges import parse_selection
-from render.runner import DEFAULT_OUTPUT_ROOT, run_job
+from render.runner import DEFAULT_OUTPUT_ROOT, DEFAULT_RETRIES, run_job
 from render.spec import job_schema, load_job
 
 __all__ = ["main"]
 
+EXIT_UNITS_FAILED = 1  # the run finished, but some units failed after their retries
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 
@@ -51,6 +52,11 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="render a job's videos and datasets")
     run.add_argument("job", type=Path, help="job spec (YAML)")
     run.add_argument("--output-root", type=Path, default=DEFAULT_OUTPUT_ROOT, help="outputs go to OUTPUT_ROOT/<job name>")
+    run.add_argument("--workers", type=int, help="worker processes (default: one per GPU, or per CPU core; "
+                                                  "0 renders in this process)")
+    run.add_argument("--device", default="auto", help="auto (default), cpu, cuda, or cuda:0,2")
+    run.add_argument("--force", action="store_true", help="render everything again, even units a previous run finished")
+    run.add_argument("--retries", type=int, default=DEFAULT_RETRIES, help="extra attempts for a failing unit (default 2)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.set_defaults(command=_run)
 
@@ -83,9 +89,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> int:
-    summary = run_job(args.job, args.output_root, progress=not args.no_progress)
+    summary = run_job(args.job, args.output_root, device=args.device, workers=args.workers, force=args.force,
+                      retries=args.retries, progress=not args.no_progress)
     print(summary.describe())
-    return 0
+    return EXIT_UNITS_FAILED if summary.failed else 0
 
 
 def _validate(args: argparse.Namespace) -> int:

@@ -14,12 +14,14 @@ import numpy as np
 
 from render.factorize import sefa
 from render.models.base import Generator
-from render.ranges import IndexSelection
+from render.ranges import IndexSelection, format_indices
 from render.sinks.atomic import atomic_path
 
-__all__ = ["DirectionSet", "factorize_generator", "read_direction_file", "resolve_components", "save_direction_set"]
+__all__ = ["DirectionSet", "factorize_generator", "cached_factorization", "read_direction_file", "resolve_components",
+           "save_direction_set"]
 
 DEFAULT_SEFA_COMPONENTS = 5  # render the top five SeFa directions unless told otherwise
+SEFA_CACHE_VERSION = 1       # bump when what `sefa` returns changes (normalisation, order, sign rule)
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,7 @@ class DirectionSet:
     eigenvalues: np.ndarray | None    # [k] descending (SeFa), None for user files
     components: tuple[int, ...] = ()  # the rows this job renders
     names: dict[int, str] = field(default_factory=dict)
+    source: str = "computed"          # 'computed' this run, taken from the 'cache', or read from a 'file'
 
     def name(self, component: int) -> str:
         """The human name of a direction, or 'direction k' (for labels and prompts)."""
@@ -39,7 +42,7 @@ class DirectionSet:
         return None if self.eigenvalues is None else float(self.eigenvalues[component])
 
     def describe(self) -> dict[str, object]:
-        return {"method": self.method, "layers": list(self.layers), "count": len(self.directions),
+        return {"method": self.method, "source": self.source, "layers": list(self.layers), "count": len(self.directions),
                 "components": list(self.components), "names": {str(k): v for k, v in self.names.items()}}
 
 
@@ -47,6 +50,27 @@ def factorize_generator(generator: Generator, layers: tuple[int, ...]) -> tuple[
     """SeFa on the affine weights that read the given latent slots: (directions, eigenvalues)."""
     result = sefa([generator.sefa_weight(layer) for layer in layers])
     return result.directions, result.eigenvalues
+
+
+def cached_factorization(generator: Generator, checkpoint_sha256: str, layers: tuple[int, ...],
+                         cache_root: Path) -> tuple[np.ndarray, np.ndarray, str]:
+    """SeFa of `generator`'s layers, from the on-disk cache when it holds them: (directions, eigenvalues, source).
+
+    The cache key is the checkpoint's content hash, the method and version,
+    and the layers; the file is written atomically, so a reader never sees
+    half of it. A corrupt entry is computed again.
+    """
+    path = cache_root / "directions" / f"{checkpoint_sha256}-sefa{SEFA_CACHE_VERSION}-layers{format_indices(layers)}.npz"
+    if path.is_file():
+        try:
+            with np.load(path, allow_pickle=False) as cached:
+                return cached["directions"], cached["eigenvalues"], "cache"
+        except (ValueError, OSError, KeyError):
+            pass
+    directions, eigenvalues = factorize_generator(generator, layers)
+    with atomic_path(path) as temporary, open(temporary, "wb") as out:
+        np.savez(out, directions=directions, eigenvalues=eigenvalues)
+    return directions, eigenvalues, "computed"
 
 
 def read_direction_file(path: Path, latent_dim: int) -> np.ndarray:

@@ -43,7 +43,11 @@ class RenderContext:
 
 
 def execute_unit(context: RenderContext, unit: Unit, generator: Generator, progress: Progress = lambda n: None) -> dict[str, Any]:
-    """Render `unit` with `generator` (already on its device); return what the manifest records of it."""
+    """Render `unit` with `generator` (already on its device).
+
+    Returns plain data: `files`, every file written (relative to the job
+    folder), and for videos `artifact`, the manifest entry.
+    """
     with torch.no_grad():
         if isinstance(unit, VideoUnit):
             return _render_video(context, unit, generator, progress)
@@ -94,11 +98,12 @@ def _render_video(context: RenderContext, unit: VideoUnit, generator: Generator,
             for frame in layout.compose(cells, labels):
                 writer.write(frame)
             progress(len(batch_alphas))
-    return {"kind": "video", "path": unit.path, "frames": writer.frames, "fps": video.fps, "width": layout.width,
-            "height": layout.height, "model": model.key, "direction_set": unit.direction_set,
-            "component": unit.component, "direction_name": direction_set.names.get(unit.component),
-            "eigenvalue": direction_set.eigenvalue(unit.component), "seeds": list(unit.seeds),
-            "alpha_min": float(alphas.min()), "alpha_max": float(alphas.max())}
+    artifact = {"kind": "video", "path": unit.path, "frames": writer.frames, "fps": video.fps, "width": layout.width,
+                "height": layout.height, "model": model.key, "direction_set": unit.direction_set,
+                "component": unit.component, "direction_name": direction_set.names.get(unit.component),
+                "eigenvalue": direction_set.eigenvalue(unit.component), "seeds": list(unit.seeds),
+                "alpha_min": float(alphas.min()), "alpha_max": float(alphas.max())}
+    return {"files": [unit.path], "artifact": artifact}
 
 
 def _render_dataset_shard(context: RenderContext, unit: DatasetShard, generator: Generator,
@@ -106,13 +111,15 @@ def _render_dataset_shard(context: RenderContext, unit: DatasetShard, generator:
     dataset = dict(context.job.datasets())[unit.output]
     direction_set = context.direction_sets[unit.direction_set]
     model = context.model_for(unit.direction_set)
-    split_dir = context.output_dir / "datasets" / unit.output / unit.split
+    split = f"datasets/{unit.output}/{unit.split}"
     extension = dataset.image_format
+    written = []
 
     latents = generator.latents_from_seeds(unit.seeds, model.sampling)  # [S, num_layers, latent_dim]
     originals = _synthesize_cells(generator, latents, dataset.image_size)
     for seed, pixels in zip(unit.seeds, originals):
-        dataset_sink.write_image(split_dir / dataset_sink.original_name(seed, extension), pixels, extension)
+        written.append(f"{split}/{dataset_sink.original_name(seed, extension)}")
+        dataset_sink.write_image(context.output_dir / written[-1], pixels, extension)
     progress(len(unit.seeds))
 
     alphas = torch.tensor(dataset.alphas, dtype=latents.dtype, device=latents.device)
@@ -124,14 +131,14 @@ def _render_dataset_shard(context: RenderContext, unit: DatasetShard, generator:
         images = _synthesize_cells(generator, edited, dataset.image_size).reshape(len(alphas), count, *originals.shape[1:])
         for alpha_index, alpha in enumerate(dataset.alphas):
             for seed_index, seed in enumerate(unit.seeds):
-                name = dataset_sink.edited_name(seed, component, alpha, extension)
-                dataset_sink.write_image(split_dir / name, images[alpha_index, seed_index], extension)
+                written.append(f"{split}/{dataset_sink.edited_name(seed, component, alpha, extension)}")
+                dataset_sink.write_image(context.output_dir / written[-1], images[alpha_index, seed_index], extension)
         progress(len(alphas) * count)
 
     rows = [_row(context, unit, model, direction_set, dataset, seed, component, alpha)
             for seed in unit.seeds for component in direction_set.components for alpha in dataset.alphas]
-    dataset_sink.write_rows(context.output_dir / unit.rows_path, rows)
-    return {"kind": "dataset_shard", "rows": len(rows)}
+    dataset_sink.write_rows(context.output_dir / unit.rows_path, rows)  # last: the shard is complete once it exists
+    return {"files": [*written, unit.rows_path], "rows": len(rows)}
 
 
 def _row(context: RenderContext, unit: DatasetShard, model: ResolvedModel, direction_set: DirectionSet,

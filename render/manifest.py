@@ -31,7 +31,8 @@ def versions() -> dict[str, str]:
             "ffmpeg": imageio_ffmpeg.get_ffmpeg_version()}
 
 
-def write_manifest(output_dir: Path, prepared: Prepared, artifacts: list[dict[str, Any]]) -> Path:
+def write_manifest(output_dir: Path, prepared: Prepared, artifacts: list[dict[str, Any]],
+                   failed: list[dict[str, Any]], run: dict[str, int]) -> Path:
     manifest = {
         "job": prepared.job.name,
         "spec_file": str(prepared.job.path),
@@ -39,6 +40,8 @@ def write_manifest(output_dir: Path, prepared: Prepared, artifacts: list[dict[st
         "versions": versions(),
         "models": {key: describe_model(model) for key, model in prepared.models.items()},
         "artifacts": artifacts,
+        "failed": failed,  # units that used up their retries: what, error, attempts, traceback
+        "run": run,        # rendered / skipped / failed unit counts of the run that wrote this manifest
     }
     path = output_dir / MANIFEST_NAME
     write_json(path, manifest)

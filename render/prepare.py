@@ -1,9 +1,10 @@
 """Everything a job needs before rendering: checkpoints located, hashed and loaded,
 sampling settings checked, and direction sets computed once each.
 
-This runs in the coordinator. What it returns (`Prepared`) minus the loaded
-generators is plain, picklable data that workers receive; they never
-factorize.
+This runs in the coordinator. What it returns (`Prepared`) is plain,
+picklable data that workers receive; they never factorize. SeFa results are
+cached on disk by checkpoint hash, method and layers (`cached_factorization`),
+and computed at most once per job.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from render.directions import DirectionSet, factorize_generator, read_direction_file, resolve_components
+from render.directions import DirectionSet, cached_factorization, read_direction_file, resolve_components
 from render.errors import CheckpointError, SpecError
 from render.models import zoo
 from render.models.base import Generator, Sampling
@@ -33,12 +34,11 @@ class ResolvedModel:
     description: dict       # Generator.describe(): family, config, sizes
 
 
-@dataclass
+@dataclass(frozen=True)
 class Prepared:
     job: Job
     models: dict[str, ResolvedModel]
     direction_sets: dict[str, DirectionSet]
-    generators: dict[str, Generator]
 
 
 def locate_checkpoint(reference: str, relative_to: Path | None = None) -> Path:
@@ -58,8 +58,11 @@ def merge_sampling(spec: ModelSpec, defaults: Sampling) -> Sampling:
     )
 
 
-def prepare(job: Job) -> Prepared:
-    """Load every model once and compute every direction set once; errors name the job field."""
+def prepare(job: Job) -> tuple[Prepared, dict[str, Generator]]:
+    """Load every model once and compute every direction set once; errors name the job field.
+
+    Returns the picklable `Prepared` and the loaded generators (by model key).
+    """
     models: dict[str, ResolvedModel] = {}
     generators: dict[str, Generator] = {}
     for key, model_spec in job.spec.models.items():
@@ -77,6 +80,7 @@ def prepare(job: Job) -> Prepared:
         models[key] = ResolvedModel(key, model_spec.checkpoint, path, sha256_file(path), sampling, generator.describe())
 
     direction_sets: dict[str, DirectionSet] = {}
+    factorized: dict[tuple[str, tuple[int, ...]], tuple] = {}  # each (checkpoint, layers) once per job
     for key, set_spec in job.spec.directions.items():
         field = f"{job.path}: directions.{key}"
         generator = generators[set_spec.model]
@@ -85,13 +89,17 @@ def prepare(job: Job) -> Prepared:
         except ValueError as error:
             raise SpecError(f"{field}.layers: {error}") from None
         if set_spec.method == "sefa":
-            directions, eigenvalues = factorize_generator(generator, layers)
+            memo = (models[set_spec.model].sha256, layers)
+            if memo not in factorized:
+                factorized[memo] = cached_factorization(generator, memo[0], layers, zoo.cache_dir())
+            directions, eigenvalues, source = factorized[memo]
         else:
             assert set_spec.file is not None
             try:
                 directions, eigenvalues = read_direction_file(job.resolve_path(set_spec.file), generator.latent_dim), None
             except ValueError as error:
                 raise SpecError(f"{field}.file: {job.resolve_path(set_spec.file)}: {error}") from None
+            source = "file"
         try:
             components = resolve_components(set_spec.components, set_spec.method, len(directions))
         except ValueError as error:
@@ -99,8 +107,9 @@ def prepare(job: Job) -> Prepared:
         stray = sorted(set(set_spec.names) - set(components))
         if stray:
             raise SpecError(f"{field}.names: direction {stray[0]} is named but not among the rendered components")
-        direction_sets[key] = DirectionSet(set_spec.method, layers, directions, eigenvalues, components, dict(set_spec.names))
-    return Prepared(job, models, direction_sets, generators)
+        direction_sets[key] = DirectionSet(set_spec.method, layers, directions, eigenvalues, components,
+                                           dict(set_spec.names), source)
+    return Prepared(job, models, direction_sets), generators
 
 
 def describe_model(model: ResolvedModel) -> dict[str, object]:

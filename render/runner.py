@@ -1,33 +1,47 @@
-"""Run a job end to end: validate, prepare (load + factorize once), plan, render, finalize.
+"""Run a job end to end: validate, prepare (load + factorize once), plan, skip what is done,
+render the rest on the worker pool, finalize datasets, write the manifest.
 
-This is the coordinator. It renders units one after another in this process;
-the directions and the manifest are written here, and so are the datasets'
-`metadata.jsonl` files, which merge the shards' rows in plan order once all
-shards are done.
+This is the coordinator's side of a run. It alone writes the journal, the
+directions, the datasets' `metadata.jsonl` files (the shards' rows merged in
+plan order once every shard is done) and `manifest.json`. A lock file keeps a
+second run off the same job folder.
+
+Resume: a unit whose id is in the journal and whose files are intact is
+skipped; a changed spec changes the ids of exactly the affected units;
+`force` renders everything again.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from tqdm import tqdm
 
+from render.devices import in_process_device, plan_workers
 from render.directions import save_direction_set
 from render.errors import OutputError
-from render.execute import RenderContext, execute_unit
+from render.execute import RenderContext
+from render.journal import Journal, file_sizes
 from render.manifest import write_manifest
 from render.models import zoo
 from render.plan import DatasetShard, Unit, VideoUnit, plan
+from render.pool import Failure, run_units
 from render.prepare import Prepared, prepare
+from render.sinks.atomic import PARTIAL_SUFFIX
 from render.sinks.dataset import merge_rows
 from render.spec import Job, load_job
 
-__all__ = ["RunSummary", "run_job", "DEFAULT_OUTPUT_ROOT"]
+__all__ = ["RunSummary", "run_job", "DEFAULT_OUTPUT_ROOT", "DEFAULT_RETRIES"]
 
 DEFAULT_OUTPUT_ROOT = Path("outputs")
+DEFAULT_RETRIES = 2
+WORK_DIR = ".work"  # journal, lock and dataset shard rows: the run's own bookkeeping
 
 
 @dataclass(frozen=True)
@@ -35,75 +49,161 @@ class RunSummary:
     job: str
     output_dir: Path
     manifest: Path
-    units: int
-    frames: int
-    images: int
+    rendered: int                  # units rendered in this run
+    skipped: int                   # units already finished by an earlier run
+    frames: int                    # video frames rendered in this run
+    images: int                    # dataset images rendered in this run
     seconds: float
+    failed: list[dict[str, Any]] = field(default_factory=list)
 
     def describe(self) -> str:
-        return (f"{self.job}: {self.units} units, {self.frames} video frames and {self.images} dataset images "
-                f"in {self.seconds:.1f} s → {self.manifest}")
+        rate = (self.frames + self.images) / self.seconds if self.seconds else 0.0
+        lines = [f"{self.job}: rendered {self.rendered} units ({self.frames} video frames, {self.images} dataset images) "
+                 f"in {self.seconds:.1f} s ({rate:.1f} images/s); skipped {self.skipped} finished; "
+                 f"failed {len(self.failed)} → {self.manifest}"]
+        lines += [f"  failed {entry['what']}: {entry['error']} ({entry['attempts']} attempts)" for entry in self.failed]
+        return "\n".join(lines)
 
 
-def run_job(job_path: Path, output_root: Path = DEFAULT_OUTPUT_ROOT, progress: bool = True) -> RunSummary:
+def run_job(job_path: Path, output_root: Path = DEFAULT_OUTPUT_ROOT, *, device: str = "auto",
+            workers: int | None = None, force: bool = False, retries: int = DEFAULT_RETRIES,
+            progress: bool = True) -> RunSummary:
     started = time.perf_counter()
     job = load_job(job_path, known_zoo=zoo.ZOO)
-    prepared = prepare(job)  # every input error surfaces here, before anything is written
+    slots = plan_workers(device, workers)
+    prepared, generators = prepare(job)  # every input error surfaces here, before anything is written
     output_dir = prepare_output_dir(Path(output_root) / job.name)
-    artifacts = save_directions(prepared, output_dir)
-    units = plan(job, prepared.models, prepared.direction_sets)
-    context = RenderContext(job, output_dir, prepared.models, prepared.direction_sets)
-    with tqdm(total=sum(unit.work for unit in units), desc=job.name, unit="img", disable=not progress) as bar:
-        for unit in units:
-            generator = prepared.generators[job.spec.directions[unit.direction_set].model]
-            result = execute_unit(context, unit, generator, bar.update)
-            if isinstance(unit, VideoUnit):
-                artifacts.append(result)
-    artifacts += finalize_datasets(job, units, output_dir)
-    manifest = write_manifest(output_dir, prepared, artifacts)
-    return RunSummary(job.name, output_dir, manifest, len(units),
-                      frames=sum(u.work for u in units if isinstance(u, VideoUnit)),
-                      images=sum(u.work for u in units if isinstance(u, DatasetShard)),
-                      seconds=time.perf_counter() - started)
+    with _locked(output_dir):
+        _remove_partials(output_dir)  # left by a run that was killed
+        artifacts = save_directions(prepared, output_dir)
+        units = plan(job, prepared.models, prepared.direction_sets)
+        journal = Journal(output_dir / WORK_DIR / "journal.jsonl", output_dir)
+        finished = {} if force else journal.finished()
+        todo = [unit for unit in units if unit.unit_id not in finished]
+        context = RenderContext(job, output_dir, prepared.models, prepared.direction_sets)
+        with _RunObserver(journal, output_dir, units, todo, progress) as observer:
+            result = run_units(context, todo, slots, observer, retries=retries,
+                               in_process_device=in_process_device(device), preloaded=generators if not slots else None)
+        finished.update(result.finished)
+        failures = [_describe_failure(unit, result.failed[unit.unit_id]) for unit in todo if unit.unit_id in result.failed]
+        artifacts += [finished[u.unit_id]["artifact"] for u in units if isinstance(u, VideoUnit) and u.unit_id in finished]
+        artifacts += finalize_datasets(job, units, output_dir, result.failed)
+        _remove_partials(output_dir)
+        run = {"rendered_units": len(result.finished), "skipped_units": len(units) - len(todo),
+               "failed_units": len(failures)}
+        manifest = write_manifest(output_dir, prepared, artifacts, failures, run)
+    rendered = [unit for unit in todo if unit.unit_id in result.finished]
+    return RunSummary(job.name, output_dir, manifest, len(rendered), len(units) - len(todo),
+                      frames=sum(u.work for u in rendered if isinstance(u, VideoUnit)),
+                      images=sum(u.work for u in rendered if isinstance(u, DatasetShard)),
+                      seconds=time.perf_counter() - started, failed=failures)
+
+
+class _RunObserver:
+    """The pool's observer: one aggregated progress bar, the journal, and failure notes."""
+
+    def __init__(self, journal: Journal, output_dir: Path, units: list[Unit], todo: list[Unit], progress: bool):
+        self.journal, self.output_dir = journal, output_dir
+        self.units_total, self.units_done = len(units), len(units) - len(todo)
+        done_work = sum(unit.work for unit in units) - sum(unit.work for unit in todo)
+        self.bar = tqdm(total=sum(unit.work for unit in units), initial=done_work, unit="img",
+                        desc=output_dir.name, disable=not progress)
+        self.steps: dict[str, int] = {}  # progress reported per unit, taken back if the unit fails
+        self._show_units()
+
+    def __enter__(self) -> "_RunObserver":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.close()
+
+    def progress(self, unit: Unit, steps: int) -> None:
+        self.steps[unit.unit_id] = self.steps.get(unit.unit_id, 0) + steps
+        self.bar.update(steps)
+
+    def unit_finished(self, unit: Unit, result: dict[str, Any]) -> None:
+        self.journal.append(unit.unit_id, file_sizes(self.output_dir, result["files"]), result)
+        self.units_done += 1
+        self._show_units()
+
+    def unit_failed(self, unit: Unit, failure: Failure, will_retry: bool) -> None:
+        self.bar.update(-self.steps.pop(unit.unit_id, 0))
+        outcome = "retrying" if will_retry else f"giving up after {failure.attempts} attempts"
+        tqdm.write(f"{_unit_text(unit)}: {failure.error} ({outcome})", file=sys.stderr)
+
+    def _show_units(self) -> None:
+        self.bar.set_postfix_str(f"units {self.units_done}/{self.units_total}")
+
+
+def _unit_text(unit: Unit) -> str:
+    return unit.path if isinstance(unit, VideoUnit) else f"datasets/{unit.output} ({unit.split} shard {unit.shard})"
+
+
+def _describe_failure(unit: Unit, failure: Failure) -> dict[str, Any]:
+    return {"unit_id": unit.unit_id, "what": _unit_text(unit), "error": failure.error, "attempts": failure.attempts,
+            "traceback": failure.traceback}
 
 
 def prepare_output_dir(output_dir: Path) -> Path:
     """Create the job's output folder, or say clearly why it cannot be used."""
     try:
-        output_dir.mkdir(parents=True, exist_ok=True)
+        (output_dir / WORK_DIR).mkdir(parents=True, exist_ok=True)
     except FileExistsError:
-        raise OutputError(f"{output_dir}: exists and is not a directory") from None
+        raise OutputError(f"{output_dir}: cannot create the output folder (a file is in the way)") from None
     except OSError as error:
         raise OutputError(f"{output_dir}: cannot create the output folder ({error.strerror})") from None
-    probe = output_dir / ".write-test"
+    return output_dir
+
+
+@contextlib.contextmanager
+def _locked(output_dir: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the job folder for the whole run."""
     try:
-        probe.touch()
-        probe.unlink()
+        lock = open(output_dir / WORK_DIR / "lock", "w")
     except OSError as error:
         raise OutputError(f"{output_dir}: cannot write to the output folder ({error.strerror})") from None
-    return output_dir
+    with lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise OutputError(f"{output_dir}: another sefa-render run is writing to this folder") from None
+        yield
+
+
+def _remove_partials(output_dir: Path) -> None:
+    for partial in output_dir.rglob(f".*{PARTIAL_SUFFIX}"):
+        partial.unlink(missing_ok=True)
 
 
 def save_directions(prepared: Prepared, output_dir: Path) -> list[dict[str, Any]]:
     """Write each direction set under directions/<key>/; return their manifest entries."""
     artifacts = []
     for key, direction_set in prepared.direction_sets.items():
-        folder = output_dir / "directions" / key
-        files = save_direction_set(direction_set, folder)
+        files = save_direction_set(direction_set, output_dir / "directions" / key)
         artifacts.append({"kind": "directions", "path": f"directions/{key}", "files": files,
                           "model": prepared.job.spec.directions[key].model, **direction_set.describe()})
     return artifacts
 
 
-def finalize_datasets(job: Job, units: list[Unit], output_dir: Path) -> list[dict[str, Any]]:
-    """Merge each dataset's shard rows into <split>/metadata.jsonl, in plan order."""
+def finalize_datasets(job: Job, units: list[Unit], output_dir: Path, failed: dict[str, Failure]) -> list[dict[str, Any]]:
+    """Merge each complete dataset's shard rows into <split>/metadata.jsonl, in plan order.
+
+    A dataset with a failed shard gets no metadata.jsonl (an earlier one is
+    removed), so it never looks finished.
+    """
     artifacts = []
     for name, dataset in job.datasets():
         shards = [unit for unit in units if isinstance(unit, DatasetShard) and unit.output == name]
+        splits = list(dict.fromkeys(shard.split for shard in shards))
+        root = output_dir / "datasets" / name
+        if any(shard.unit_id in failed for shard in shards):
+            for split in splits:
+                (root / split / "metadata.jsonl").unlink(missing_ok=True)
+            continue
         rows_per_split = {}
-        for split in dict.fromkeys(shard.split for shard in shards):
+        for split in splits:
             files = [output_dir / shard.rows_path for shard in shards if shard.split == split]
-            rows_per_split[split] = merge_rows(files, output_dir / "datasets" / name / split / "metadata.jsonl")
+            rows_per_split[split] = merge_rows(files, root / split / "metadata.jsonl")
         artifacts.append({"kind": "dataset", "path": f"datasets/{name}", "rows": sum(rows_per_split.values()),
                           "splits": rows_per_split, "image_format": dataset.image_format,
                           "direction_set": dataset.directions, "alphas": list(dataset.alphas)})

@@ -55,7 +55,7 @@ def test_layers_beyond_the_model_are_reported_with_the_job_field(tmp_path, capsy
 def test_run_writes_under_the_output_root(tmp_path, capsys):
     assert main(["run", str(write_job(tmp_path)), "--output-root", str(tmp_path / "elsewhere"), "--no-progress"]) == 0
     assert (tmp_path / "elsewhere" / "tiny" / "manifest.json").is_file()
-    assert "tiny: 4 units" in capsys.readouterr().out
+    assert "tiny: rendered 4 units" in capsys.readouterr().out
 
 
 def test_run_refuses_an_output_root_that_is_a_file(tmp_path, capsys):

@@ -18,7 +18,7 @@ from render.runner import run_job
 @pytest.fixture(scope="module")
 def finished_job(tmp_path_factory):
     folder = tmp_path_factory.mktemp("job")
-    summary = run_job(write_job(folder), folder / "outputs", progress=False)
+    summary = run_job(write_job(folder), folder / "outputs", workers=0, progress=False)
     return folder, summary
 
 

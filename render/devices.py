@@ -1,0 +1,77 @@
+"""Which workers a run gets: `--device` and `--workers` → a list of worker slots.
+
+- `auto` (default): one worker per visible CUDA device, or CPU workers when
+  there is none.
+- `cpu`, `cuda` (every visible GPU), `cuda:0,2` (those GPUs).
+- `--workers N` overrides the count; GPU workers go round-robin over the
+  devices. `--workers 0` renders in the coordinator's own process (for
+  debugging), on the first device.
+
+CPU workers split the cores between them (each worker's torch thread count),
+so they do not fight over cores; each also runs its own ffmpeg.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+
+from render.errors import SpecError
+
+__all__ = ["WorkerSlot", "plan_workers", "available_cores", "DEFAULT_CPU_THREADS_PER_WORKER"]
+
+DEFAULT_CPU_THREADS_PER_WORKER = 1  # CPU: one single-threaded worker per core scales best for batch rendering
+
+
+@dataclass(frozen=True)
+class WorkerSlot:
+    device: str     # 'cpu' or 'cuda:N'
+    threads: int    # torch CPU threads for this worker
+
+
+def available_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _devices(device: str) -> list[str]:
+    visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if device == "auto":
+        return [f"cuda:{i}" for i in range(visible)] or ["cpu"]
+    if device == "cpu":
+        return ["cpu"]
+    if device == "cuda":
+        if not visible:
+            raise SpecError("--device cuda: no CUDA device is visible")
+        return [f"cuda:{i}" for i in range(visible)]
+    if device.startswith("cuda:"):
+        try:
+            indices = [int(part) for part in device[len("cuda:"):].split(",")]
+        except ValueError:
+            raise SpecError(f"--device {device}: expected cuda:N or cuda:N,M,…") from None
+        for index in indices:
+            if not 0 <= index < visible:
+                raise SpecError(f"--device {device}: cuda:{index} is not visible ({visible} CUDA device(s))")
+        return [f"cuda:{i}" for i in dict.fromkeys(indices)]
+    raise SpecError(f"--device {device}: expected auto, cpu, cuda or cuda:N[,M…]")
+
+
+def plan_workers(device: str = "auto", workers: int | None = None) -> list[WorkerSlot]:
+    """The worker slots for a run; an empty list means render in-process (on the first device)."""
+    devices = _devices(device)
+    cores = available_cores()
+    if workers is not None and workers < 0:
+        raise SpecError(f"--workers {workers}: expected 0 (in-process) or more")
+    if workers == 0:
+        return []
+    if devices == ["cpu"]:
+        count = workers or max(1, cores // DEFAULT_CPU_THREADS_PER_WORKER)
+    else:
+        count = workers or len(devices)
+    threads = max(1, cores // count)
+    return [WorkerSlot(devices[index % len(devices)], threads) for index in range(count)]
+
+
+def in_process_device(device: str = "auto") -> str:
+    return _devices(device)[0]

@@ -1,0 +1,275 @@
+"""The worker pool: a coordinator hands out work units to one worker process per device.
+
+Scheduling policy
+- Units are handed out one at a time, in plan order, to whichever worker is
+  idle (a queue, not static slices), so a slow unit never holds up the rest.
+- A unit that raises is put at the back of the queue and tried again, up to
+  `retries` more times; then it is reported as failed with its error, and
+  the other units still run.
+- A worker process that dies (killed, out of memory) is replaced; the unit it
+  held counts one attempt and goes back in the queue.
+- Workers never raise across the process boundary: they report
+  `("failed", unit_id, error, traceback)` and carry on (dask `local.py` does
+  the same). They load each model they need once and keep it.
+- `workers=[]` runs the same policy in the coordinator's own process
+  (`--workers 0`), which tests and debugging use.
+
+Coordinator state, owned and mutated only by the coordinator (`_Bookkeeping`):
+    queue:     deque[Unit]        units waiting to be handed out, in order
+    attempts:  {unit_id: int}     how often each unit was started
+    finished:  {unit_id: result}  committed units (the caller journals them)
+    failed:    {unit_id: Failure} units that used up their attempts
+and, in `_run_in_processes`:
+    workers:   {index: (process, connection)}
+    in_flight: {index: Unit}      what each busy worker renders
+    idle:      {index}            workers waiting for a unit
+
+Message protocol over each worker's pipe: the coordinator sends a `Unit`, or
+None to stop; the worker answers `("ready",)` once, then `("progress", n)`
+while it renders and `("finished", unit_id, result)` or
+`("failed", unit_id, error, traceback)` per unit.
+"""
+
+from __future__ import annotations
+
+import collections
+import multiprocessing
+import traceback
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from typing import Any, Callable, Protocol
+
+import torch
+
+from render import faults
+from render.devices import WorkerSlot
+from render.errors import RenderError
+from render.execute import RenderContext, execute_unit
+from render.models.base import Generator
+from render.models.registry import load_generator
+from render.plan import Unit
+
+__all__ = ["Failure", "Observer", "PoolResult", "run_units", "GeneratorCache"]
+
+WORKER_STOP_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True)
+class Failure:
+    unit_id: str
+    error: str        # one line: "ExceptionType: message"
+    traceback: str
+    attempts: int
+
+
+@dataclass(frozen=True)
+class PoolResult:
+    finished: dict[str, dict[str, Any]]
+    failed: dict[str, Failure]
+
+
+class Observer(Protocol):
+    """What the pool tells its caller; the runner's progress bar and journal implement it."""
+
+    def progress(self, unit: Unit, steps: int) -> None: ...
+    def unit_finished(self, unit: Unit, result: dict[str, Any]) -> None: ...
+    def unit_failed(self, unit: Unit, failure: Failure, will_retry: bool) -> None: ...
+
+
+class GeneratorCache:
+    """A worker's generators: each model loaded once, on the worker's device, and kept."""
+
+    def __init__(self, context: RenderContext, device: str, preloaded: dict[str, Generator] | None = None):
+        self.context, self.device = context, device
+        self.generators = dict(preloaded or {})
+
+    def for_unit(self, unit: Unit) -> Generator:
+        key = self.context.job.spec.directions[unit.direction_set].model
+        if key not in self.generators:
+            self.generators[key] = load_generator(self.context.models[key].path)
+        generator = self.generators[key]
+        if str(generator.device) != self.device:
+            self.generators[key] = generator = generator.to(self.device)
+        return generator
+
+
+class _Bookkeeping:
+    """Which units wait, how often each was tried, what finished and what failed."""
+
+    def __init__(self, units: list[Unit], retries: int):
+        self.queue: collections.deque[Unit] = collections.deque(units)
+        self.retries = retries
+        self.attempts: dict[str, int] = {}
+        self.finished: dict[str, dict[str, Any]] = {}
+        self.failed: dict[str, Failure] = {}
+
+    def next_unit(self) -> Unit | None:
+        if not self.queue:
+            return None
+        unit = self.queue.popleft()
+        self.attempts[unit.unit_id] = self.attempts.get(unit.unit_id, 0) + 1
+        return unit
+
+    def finish(self, unit: Unit, result: dict[str, Any], observer: Observer) -> None:
+        self.finished[unit.unit_id] = result
+        observer.unit_finished(unit, result)
+
+    def fail(self, unit: Unit, error: str, trace: str, observer: Observer) -> None:
+        """Mutates: requeue `unit` if it has attempts left, else record it as failed."""
+        attempts = self.attempts[unit.unit_id]
+        failure = Failure(unit.unit_id, error, trace, attempts)
+        will_retry = attempts <= self.retries
+        if will_retry:
+            self.queue.append(unit)
+        else:
+            self.failed[unit.unit_id] = failure
+        observer.unit_failed(unit, failure, will_retry)
+
+    def result(self) -> PoolResult:
+        return PoolResult(self.finished, self.failed)
+
+
+def run_units(context: RenderContext, units: list[Unit], slots: list[WorkerSlot], observer: Observer, *,
+              retries: int = 2, in_process_device: str = "cpu",
+              preloaded: dict[str, Generator] | None = None) -> PoolResult:
+    """Render `units` on the worker slots (none: in this process); return what finished and what failed."""
+    book = _Bookkeeping(units, retries)
+    if not slots:
+        _run_in_process(context, book, observer, GeneratorCache(context, in_process_device, preloaded))
+    elif units:
+        _run_in_processes(context, book, observer, slots)
+    return book.result()
+
+
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}".splitlines()[0]
+
+
+def _run_in_process(context: RenderContext, book: _Bookkeeping, observer: Observer, generators: GeneratorCache) -> None:
+    while (unit := book.next_unit()) is not None:
+        try:
+            faults.before_unit(unit)
+            result = execute_unit(context, unit, generators.for_unit(unit), lambda steps: observer.progress(unit, steps))
+        except Exception as error:
+            book.fail(unit, _describe(error), traceback.format_exc(), observer)
+        else:
+            book.finish(unit, result, observer)
+
+
+def _run_in_processes(context: RenderContext, book: _Bookkeeping, observer: Observer, slots: list[WorkerSlot]) -> None:
+    spawn = multiprocessing.get_context("spawn")  # fork is unsafe with torch's threads
+    workers: dict[int, tuple[multiprocessing.process.BaseProcess, Connection]] = {}
+    in_flight: dict[int, Unit] = {}
+    idle: set[int] = set()
+    deaths_while_idle = 0
+
+    def start(index: int) -> None:
+        ours, theirs = spawn.Pipe()
+        process = spawn.Process(target=_worker_main, args=(slots[index], context, theirs), daemon=True,
+                                name=f"sefa-render-worker-{index}")
+        process.start()
+        theirs.close()
+        workers[index] = (process, ours)
+
+    def handle(index: int, message: tuple) -> None:
+        kind = message[0]
+        if kind == "ready":
+            idle.add(index)
+        elif kind == "progress":
+            observer.progress(in_flight[index], message[1])
+        else:
+            unit = in_flight.pop(index)
+            assert unit.unit_id == message[1], "a worker reported on a unit it was not given"
+            if kind == "finished":
+                book.finish(unit, message[2], observer)
+            else:
+                book.fail(unit, message[2], message[3], observer)
+            idle.add(index)
+
+    def replace_dead(index: int) -> None:
+        nonlocal deaths_while_idle
+        process, connection = workers.pop(index)
+        while connection.poll():  # what it sent before dying still counts
+            try:
+                handle(index, connection.recv())
+            except EOFError:
+                break
+        connection.close()
+        process.join()
+        idle.discard(index)
+        unit = in_flight.pop(index, None)
+        if unit is not None:
+            book.fail(unit, f"worker process died (exit code {process.exitcode})", "", observer)
+        else:
+            deaths_while_idle += 1
+            if deaths_while_idle > 3 * len(slots):
+                raise RenderError(f"worker processes keep dying before taking work (last exit code {process.exitcode})")
+        start(index)
+
+    try:
+        for index in range(len(slots)):
+            start(index)
+        while book.queue or in_flight:
+            for index in sorted(idle):
+                unit = book.next_unit()
+                if unit is None:
+                    break
+                workers[index][1].send(unit)
+                in_flight[index] = unit
+                idle.discard(index)
+            sources = {connection: index for index, (_, connection) in workers.items()}
+            sentinels = {process.sentinel: index for index, (process, _) in workers.items()}
+            for ready in wait([*sources, *sentinels]):
+                if ready in sources and sources[ready] in workers:
+                    try:
+                        handle(sources[ready], ready.recv())
+                    except EOFError:
+                        pass  # its sentinel reports the death
+                elif ready in sentinels and sentinels[ready] in workers:
+                    replace_dead(sentinels[ready])
+    finally:
+        _stop(workers)
+
+
+def _stop(workers: dict[int, tuple[multiprocessing.process.BaseProcess, Connection]]) -> None:
+    """Ask every worker to stop; terminate those that do not within the timeout."""
+    for process, connection in workers.values():
+        try:
+            connection.send(None)
+        except (BrokenPipeError, OSError):
+            pass
+    for process, connection in workers.values():
+        process.join(WORKER_STOP_TIMEOUT_S)
+        if process.is_alive():
+            process.terminate()
+            process.join()
+        connection.close()
+
+
+def _worker_main(slot: WorkerSlot, context: RenderContext, connection: Connection) -> None:
+    """A worker process: render the units the coordinator sends until told to stop."""
+    try:
+        torch.set_num_threads(slot.threads)
+        generators = GeneratorCache(context, slot.device)
+        connection.send(("ready",))
+        while True:
+            try:
+                unit = connection.recv()
+            except EOFError:
+                return  # the coordinator is gone
+            if unit is None:
+                return
+
+            def progress(steps: int, unit: Unit = unit) -> None:
+                connection.send(("progress", steps))
+                faults.after_progress(unit)
+
+            try:
+                faults.before_unit(unit)
+                result = execute_unit(context, unit, generators.for_unit(unit), progress)
+            except Exception as error:
+                connection.send(("failed", unit.unit_id, _describe(error), traceback.format_exc()))
+            else:
+                connection.send(("finished", unit.unit_id, result))
+    except (KeyboardInterrupt, BrokenPipeError):
+        return  # Ctrl-C or a vanished coordinator: the sinks already removed any unfinished file
