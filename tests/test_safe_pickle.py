@@ -158,3 +158,25 @@ def test_reads_a_snapshot_as_inert_records_when_it_is_genuine(tmp_path):
         assert torch.equal(state[name], tensor), name
     # The resnet skip's None bias, hook dicts and other private entries leave no trace.
     assert not any(key.startswith("_") for key in g_ema.children["synthesis"].attrs)
+
+
+def test_refuses_a_tree_that_shares_children_when_walking_it_would_explode(tmp_path):
+    with fake_nvidia_modules():
+        level = FakePersistent("Layer")
+        for _ in range(20):  # each level names the previous one twice: 2^20 paths, a 2 kB file
+            level = FakePersistent("Layer", modules={"a": level, "b": level})
+        path = dump_nvidia(tmp_path / "dag.pkl", {"G_ema": level})
+    assert path.stat().st_size < 10_000
+    with pytest.raises(CheckpointError, match="implausibly large"):
+        load_generator(path)
+
+
+def test_refuses_a_build_opcode_when_it_targets_a_record(tmp_path):
+    class RecordWithBuild(FakePersistent):
+        def __reduce__(self):
+            return (*super().__reduce__(), {"children": {"loop": "anything"}})
+
+    with fake_nvidia_modules():
+        path = dump_nvidia(tmp_path / "build.pkl", {"G_ema": RecordWithBuild("Generator")})
+    with pytest.raises(CheckpointError, match="modify a network record"):
+        load_generator(path)

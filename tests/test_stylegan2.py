@@ -86,7 +86,7 @@ def test_sefa_weight_raises_when_slot_is_out_of_range():
         generator().sefa_weight(6)
 
 
-def test_check_sampling_allows_truncation_and_rejects_cutoff_above_num_ws():
+def test_check_sampling_rejects_a_cutoff_when_it_exceeds_num_ws():
     g = generator()
     assert g.check_sampling(Sampling(0.7, 6)) is None
     assert g.check_sampling(Sampling(0.7, None)) is None
@@ -126,7 +126,7 @@ def test_load_state_names_the_tensor_when_one_is_missing_misshaped_or_extra():
             load_state(StyleGAN2Generator(TINY_SG2), broken)
 
 
-def test_config_rejects_unknown_architecture_with_a_checkpoint_error():
+def test_config_raises_a_checkpoint_error_when_the_architecture_is_unknown():
     with pytest.raises(CheckpointError, match="architecture 'wide'"):
         dataclasses.replace(TINY_SG2, architecture="wide")
 

@@ -50,6 +50,11 @@ __all__ = ["PersistentRecord", "EasyDict", "UnsafePickleError", "load_pickle"]
 
 # The only persistence format version that ever existed in NVIDIA's repositories.
 _PERSISTENCE_VERSION = 6
+# Bounds on a record tree: a StyleGAN2 generator has about 100 records, 5 deep.
+# A crafted pickle could share one child between many parents (the memo makes
+# that free), so that walking the tree would take exponential time.
+_MAX_TREE_SIZE = 100_000
+_MAX_TREE_DEPTH = 64
 # numpy dtype kinds a network pickle may hold: bool, signed, unsigned, float.
 _ALLOWED_DTYPE_KINDS = frozenset("biuf")
 
@@ -66,6 +71,10 @@ class EasyDict(dict):
             return self[name]
         except KeyError:
             raise AttributeError(name) from None
+
+    def __setstate__(self, state: Any) -> None:
+        # Real EasyDicts pickle as NEWOBJ + SETITEMS; a BUILD opcode is not data we know.
+        raise UnsafePickleError("a pickle tried to set attributes on an EasyDict")
 
 
 @dataclass
@@ -87,6 +96,12 @@ class PersistentRecord:
     attrs: dict[str, Any] = field(default_factory=dict)
     init_kwargs: dict[str, Any] = field(default_factory=dict)
     module_src_sha256: str = ""
+    tree_size: int = field(default=1, repr=False)   # records in this tree, shared ones counted each time
+    tree_depth: int = field(default=1, repr=False)
+
+    def __setstate__(self, state: Any) -> None:
+        # A BUILD opcode on a record could replace its children behind the size checks.
+        raise UnsafePickleError("a pickle tried to modify a network record")
 
     def state_dict(self, prefix: str = "") -> dict[str, torch.Tensor]:
         """Every tensor of the tree under its `nn.Module.state_dict()` name.
@@ -104,17 +119,19 @@ class PersistentRecord:
 def _reconstruct_persistent_obj(meta: Any) -> PersistentRecord:
     if not isinstance(meta, Mapping):
         raise UnsafePickleError(f"persistent object meta is a {type(meta).__name__}, not a dict")
-    if meta.get("type") != "class":
-        raise UnsafePickleError(f"persistent object type {meta.get('type')!r} is not 'class'")
-    if meta.get("version") != _PERSISTENCE_VERSION:
-        raise UnsafePickleError(f"persistence format version {meta.get('version')!r} is not {_PERSISTENCE_VERSION}")
+    meta_type, version = meta.get("type"), meta.get("version")
+    if type(meta_type) is not str or meta_type != "class":
+        raise UnsafePickleError(f"persistent object type {meta_type!r} is not 'class'")
+    if type(version) is not int or version != _PERSISTENCE_VERSION:
+        raise UnsafePickleError(f"persistence format version {version!r} is not {_PERSISTENCE_VERSION}")
     class_name, state, module_src = meta.get("class_name"), meta.get("state"), meta.get("module_src")
     if not isinstance(class_name, str) or not isinstance(state, Mapping):
         raise UnsafePickleError("persistent object meta lacks a class_name string or a state dict")
     source_hash = hashlib.sha256(module_src.encode("utf-8", "replace")).hexdigest() if isinstance(module_src, str) else ""
 
     def entries(key: str, kind: type) -> dict[str, Any]:
-        value = state.get(key) or {}
+        value = state.get(key)
+        value = {} if value is None else value
         if not isinstance(value, Mapping):
             raise UnsafePickleError(f"{class_name}.{key} is a {type(value).__name__}, not a dict")
         for name, item in value.items():
@@ -122,17 +139,24 @@ def _reconstruct_persistent_obj(meta: Any) -> PersistentRecord:
                 raise UnsafePickleError(f"{class_name}.{key}[{name!r}] is a {type(item).__name__}, not a {kind.__name__}")
         return {name: item for name, item in value.items() if item is not None}
 
-    init_kwargs = state.get("_init_kwargs") or {}
+    children = entries("_modules", PersistentRecord)
+    tree_size = 1 + sum(child.tree_size for child in children.values())
+    tree_depth = 1 + max((child.tree_depth for child in children.values()), default=0)
+    if tree_size > _MAX_TREE_SIZE or tree_depth > _MAX_TREE_DEPTH:
+        raise UnsafePickleError(f"its network tree is implausibly large ({tree_size} modules, {tree_depth} deep)")
+    init_kwargs = state.get("_init_kwargs")
     return PersistentRecord(
         class_name=class_name,
         params=entries("_parameters", torch.Tensor),
         buffers=entries("_buffers", torch.Tensor),
-        children=entries("_modules", PersistentRecord),
+        children=children,
         # Private keys are nn.Module bookkeeping (hook dicts, which differ between
         # torch versions); `training` is always False in snapshots.
         attrs={k: v for k, v in state.items() if isinstance(k, str) and not k.startswith("_") and k != "training"},
         init_kwargs=dict(init_kwargs) if isinstance(init_kwargs, Mapping) else {},
         module_src_sha256=source_hash,
+        tree_size=tree_size,
+        tree_depth=tree_depth,
     )
 
 
