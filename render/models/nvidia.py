@@ -158,6 +158,8 @@ def _config(record: PersistentRecord, key: str) -> StyleGAN2Config:
     resolution = g.int("img_resolution")
 
     mapping_layers = mapping.int("num_layers")
+    if mapping_layers < 1:
+        raise CheckpointError(f"{mapping.path}.num_layers is {mapping_layers}; a mapping network needs at least one layer")
     fc = [mapping.child(f"fc{index}", "FullyConnectedLayer") for index in range(mapping_layers)]
     activation = fc[0].str("activation")
     # bias_gain is the learning-rate multiplier itself; weight_gain = lr/√in adds nothing.
