@@ -72,6 +72,8 @@ class Generator(torch.nn.Module, abc.ABC):
 
     family: ClassVar[str]
     config: Any
+    # The checkpoint format in words ("NVIDIA StyleGAN2 pickle (stylegan2-ada-pytorch)"), set by the family's build.
+    format: str = ""
     # What a job gets when its model entry leaves truncation unset (StyleGAN: ψ 0.7 on the first 8 slots).
     default_sampling: ClassVar[Sampling] = Sampling()
 
@@ -141,6 +143,11 @@ class Generator(torch.nn.Module, abc.ABC):
 
     # ------------------------------------------------------------------ helpers
     @property
+    def architecture(self) -> str:
+        """The variant within the family (StyleGAN2: 'skip', 'resnet' or 'orig'); the family by default."""
+        return self.family
+
+    @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
@@ -148,6 +155,8 @@ class Generator(torch.nn.Module, abc.ABC):
         """Plain data for the manifest and `sefa-render inspect`."""
         return {
             "family": self.family,
+            "format": self.format,
+            "architecture": self.architecture,
             "config": dataclasses.asdict(self.config),
             "z_dim": self.z_dim,
             "latent_dim": self.latent_dim,
@@ -155,4 +164,5 @@ class Generator(torch.nn.Module, abc.ABC):
             "img_resolution": self.img_resolution,
             "img_channels": self.img_channels,
             "c_dim": self.c_dim,
+            "conditional": self.c_dim > 0,
         }

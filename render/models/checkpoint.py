@@ -7,13 +7,17 @@ A checkpoint is sniffed by its first bytes, not its file name:
 - any other pickle: an NVIDIA network pickle or something hostile.
 
 Torch files are read with `torch.load(weights_only=True)`, torch's own
-allow-list unpickler. Raw pickles are never given to `torch.load` or `pickle.load`
-(torch's legacy path unpickles the whole file before it notices the missing
-magic number, running any code inside); they go to our restricted unpickler.
+allow-list unpickler, plus `argparse.Namespace`, which rosinality's training
+checkpoints hold (`args`) and which only ever restores attribute values. Raw
+pickles are never given to `torch.load` or `pickle.load` (torch's legacy path
+unpickles the whole file before it notices the missing magic number, running
+any code inside); they go to our restricted unpickler (`safe_pickle`), which
+returns NVIDIA network objects as inert `PersistentRecord`s.
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import pickle
 import zipfile
@@ -23,6 +27,7 @@ from typing import Any
 import torch
 
 from render.errors import CheckpointError
+from render.models.safe_pickle import UnsafePickleError, load_pickle
 
 __all__ = ["sha256_file", "sniff", "read_checkpoint"]
 
@@ -61,13 +66,14 @@ def read_checkpoint(path: Path) -> Any:
     if kind in ("torch-zip", "torch-legacy"):
         return _read_torch(path)
     if kind == "pickle":
-        raise CheckpointError(f"{path}: raw pickles (NVIDIA .pkl) are not supported yet (issue #4)")
+        return _read_pickle(path)
     raise CheckpointError(f"{path}: not a checkpoint sefa-render can read (neither a torch file nor a pickle)")
 
 
 def _read_torch(path: Path) -> Any:
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         # torch's message is long; its first line names the offending global.
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else "unsupported content"
@@ -79,3 +85,19 @@ def _read_torch(path: Path) -> Any:
         raise CheckpointError(f"{path}: refused to load (it needs code to run): {first_line}") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as error:
         raise CheckpointError(f"{path}: corrupt or truncated torch file ({error})") from None
+
+
+def _read_pickle(path: Path) -> Any:
+    try:
+        with open(path, "rb") as f:
+            return load_pickle(f)
+    except UnsafePickleError as error:
+        if "dnnlib.tflib" in str(error):
+            raise CheckpointError(
+                f"{path}: a TensorFlow StyleGAN pickle (dnnlib.tflib.network.Network); only PyTorch network pickles are supported"
+            ) from None
+        raise CheckpointError(f"{path}: refused to load: {error}") from None
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,
+            RuntimeError) as error:
+        # Whatever the C unpickler or torch raise on a truncated or garbled stream.
+        raise CheckpointError(f"{path}: corrupt or truncated pickle ({type(error).__name__}: {error})".splitlines()[0]) from None

@@ -135,6 +135,7 @@ def build(content: Any) -> DCGANGenerator:
     state = _find_state_dict(content)
     assert state is not None, "build() called on content recognize() refused"
     generator = DCGANGenerator(_config_from_state(state))
+    generator.format = "DCGAN state dict"
     expected = generator.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))

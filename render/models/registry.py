@@ -14,13 +14,13 @@ from pathlib import Path
 from types import ModuleType
 
 from render.errors import CheckpointError
-from render.models import dcgan
+from render.models import dcgan, nvidia, rosinality
 from render.models.base import Generator
 from render.models.checkpoint import read_checkpoint, sha256_file, sniff
 
 __all__ = ["FAMILIES", "load_generator", "build_generator", "describe_checkpoint"]
 
-FAMILIES: tuple[ModuleType, ...] = (dcgan,)
+FAMILIES: tuple[ModuleType, ...] = (nvidia, rosinality, dcgan)
 
 
 def build_generator(content: object, source: str) -> Generator:
@@ -46,7 +46,10 @@ def load_generator(path: Path) -> Generator:
 
 
 def describe_checkpoint(path: Path) -> dict[str, object]:
-    """What `sefa-render inspect` prints: container, family, sizes and sha256."""
+    """What `sefa-render inspect` prints: format, architecture, container, sizes, sha256.
+
+    Reading the file runs no code from it (see `checkpoint.read_checkpoint`).
+    """
     path = Path(path)
     generator = load_generator(path)
     return {"path": str(path), "container": sniff(path), "sha256": sha256_file(path), **generator.describe()}
