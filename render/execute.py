@@ -2,33 +2,40 @@
 
 The context is picklable data (the job, resolved models, direction vectors,
 the output folder), so the same function runs in-process, in a worker
-process, or later on a cluster. Generation is batched across seeds and α;
-every artifact is written atomically by the sinks.
+process, or later on a cluster. Every artifact is written atomically by the
+sinks.
+
+Throughput: latents for many (seed, α) pairs go through the generator in
+batches of the model's `batch_size` for its device; resizing and uint8 conversion happen on the
+generator's device; a writer thread encodes and writes batch k while the
+generator works on batch k+1. Synthesis runs in the model's precision
+(`torch.autocast` for bf16/fp16); mapping, truncation and edits stay fp32.
 """
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
 
 from render.directions import DirectionSet
-from render.layout import GridLayout, default_cell_size, grid_shape, label_height, label_strip, prepare_cells
+from render.layout import GridLayout, default_cell_size, grid_shape, label_height, label_strip, to_pixels
 from render.models.base import Generator
 from render.plan import DatasetShard, Unit, VideoUnit
 from render.prepare import ResolvedModel
 from render.sinks import dataset as dataset_sink
+from render.sinks.background import BackgroundWriter
 from render.sinks.video import VideoWriter
-from render.spec import Job
+from render.spec import DatasetSpec, Job
 
-__all__ = ["RenderContext", "execute_unit", "BATCH_IMAGES"]
-
-BATCH_IMAGES = 64  # images per generator call; the DCGAN demo model peaks around here on CPU
+__all__ = ["RenderContext", "execute_unit"]
 
 Progress = Callable[[int], None]
+_AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 @dataclass(frozen=True)
@@ -54,10 +61,30 @@ def execute_unit(context: RenderContext, unit: Unit, generator: Generator, progr
         return _render_dataset_shard(context, unit, generator, progress)
 
 
-def _synthesize_cells(generator: Generator, latents: torch.Tensor, size: int | None) -> np.ndarray:
-    """Latents [N, num_layers, latent_dim] → uint8 cells [N, size, size, 3], in batches."""
-    return np.concatenate([prepare_cells(generator.synthesize(latents[start:start + BATCH_IMAGES]), size)
-                           for start in range(0, len(latents), BATCH_IMAGES)])
+@contextlib.contextmanager
+def _precision(generator: Generator, precision: str) -> Iterator[None]:
+    if precision == "fp32":
+        yield
+    else:
+        with torch.autocast(generator.device.type, dtype=_AUTOCAST_DTYPES[precision]):
+            yield
+
+
+def _pixels(generator: Generator, latents: torch.Tensor, size: int | None, precision: str) -> np.ndarray:
+    """Latents [N, num_layers, latent_dim] → uint8 images [N, size, size, 3] in host memory.
+
+    Call with at most `generator.batch_size` latents. From a GPU the pixels come back
+    through pinned memory, which copies about twice as fast as pageable.
+    """
+    with _precision(generator, precision):
+        images = generator.synthesize(latents)
+    pixels = to_pixels(images, size).contiguous()
+    if pixels.device.type == "cpu":
+        return pixels.numpy()
+    host = torch.empty(pixels.shape, dtype=pixels.dtype, pin_memory=True)
+    host.copy_(pixels, non_blocking=True)
+    torch.cuda.current_stream(pixels.device).synchronize()
+    return host.numpy()
 
 
 def _label_text(direction_set: DirectionSet, component: int, alpha: float) -> str:
@@ -78,25 +105,32 @@ def _render_video(context: RenderContext, unit: VideoUnit, generator: Generator,
         columns *= 2  # each seed takes two cells: original | edited
     layout = GridLayout(columns, rows, cell, cell, video.gutter, label_height(cell) if video.label else 0)
 
+    count = len(unit.seeds)
     latents = generator.latents_from_seeds(unit.seeds, model.sampling)  # [S, num_layers, latent_dim]
     direction = torch.from_numpy(direction_set.directions[unit.component]).to(latents)
-    originals = _synthesize_cells(generator, latents, cell) if video.side_by_side else None
-    frames_per_batch = max(1, BATCH_IMAGES // len(unit.seeds))
-    count = len(unit.seeds)
-    with VideoWriter(context.output_dir / unit.path, layout.width, layout.height, video.fps, video.crf) as writer:
+    batch = generator.batch_size
+    originals = (np.concatenate([_pixels(generator, latents[i:i + batch], cell, model.precision)
+                                 for i in range(0, count, batch)]) if video.side_by_side else None)
+    frames_per_batch = max(1, batch // count)
+
+    def write(frames: np.ndarray) -> None:
+        for frame in frames:
+            writer.write(frame)
+
+    with VideoWriter(context.output_dir / unit.path, layout.width, layout.height, video.fps, video.crf,
+                     video.preset) as writer, BackgroundWriter() as background:
         for start in range(0, len(alphas), frames_per_batch):
             batch_alphas = alphas[start:start + frames_per_batch]
             codes = latents.repeat(len(batch_alphas), 1, 1)  # [b·S, num_layers, latent_dim], frame-major
             per_code = torch.from_numpy(batch_alphas).to(latents).repeat_interleave(count)
             edited = generator.edit(codes, direction, per_code, direction_set.layers)
-            cells = prepare_cells(generator.synthesize(edited), cell).reshape(len(batch_alphas), count, cell, cell, 3)
+            cells = _pixels(generator, edited, cell, model.precision).reshape(len(batch_alphas), count, cell, cell, 3)
             if originals is not None:
                 pairs = np.broadcast_to(originals, cells.shape)
                 cells = np.stack([pairs, cells], axis=2).reshape(len(batch_alphas), 2 * count, cell, cell, 3)
             labels = ([label_strip(_label_text(direction_set, unit.component, float(a)), layout.width, layout.label_height)
                        for a in batch_alphas] if video.label else None)
-            for frame in layout.compose(cells, labels):
-                writer.write(frame)
+            background.submit(write, layout.compose(cells, labels))
             progress(len(batch_alphas))
     artifact = {"kind": "video", "path": unit.path, "frames": writer.frames, "fps": video.fps, "width": layout.width,
                 "height": layout.height, "model": model.key, "direction_set": unit.direction_set,
@@ -113,36 +147,40 @@ def _render_dataset_shard(context: RenderContext, unit: DatasetShard, generator:
     model = context.model_for(unit.direction_set)
     split = f"datasets/{unit.output}/{unit.split}"
     extension = dataset.image_format
-    written = []
 
+    # Every image of the shard: the originals, then per direction, per α, per seed the edits.
     latents = generator.latents_from_seeds(unit.seeds, model.sampling)  # [S, num_layers, latent_dim]
-    originals = _synthesize_cells(generator, latents, dataset.image_size)
-    for seed, pixels in zip(unit.seeds, originals):
-        written.append(f"{split}/{dataset_sink.original_name(seed, extension)}")
-        dataset_sink.write_image(context.output_dir / written[-1], pixels, extension)
-    progress(len(unit.seeds))
-
-    alphas = torch.tensor(dataset.alphas, dtype=latents.dtype, device=latents.device)
-    count = len(unit.seeds)
+    names = [dataset_sink.original_name(seed, extension) for seed in unit.seeds]
+    codes, directions, alphas = [latents], [], []
     for component in direction_set.components:
-        direction = torch.from_numpy(direction_set.directions[component]).to(latents)
-        codes = latents.repeat(len(alphas), 1, 1)  # [A·S, …], alpha-major
-        edited = generator.edit(codes, direction, alphas.repeat_interleave(count), direction_set.layers)
-        images = _synthesize_cells(generator, edited, dataset.image_size).reshape(len(alphas), count, *originals.shape[1:])
-        for alpha_index, alpha in enumerate(dataset.alphas):
-            for seed_index, seed in enumerate(unit.seeds):
-                written.append(f"{split}/{dataset_sink.edited_name(seed, component, alpha, extension)}")
-                dataset_sink.write_image(context.output_dir / written[-1], images[alpha_index, seed_index], extension)
-        progress(len(alphas) * count)
+        for alpha in dataset.alphas:
+            codes.append(latents)
+            directions.append(np.repeat(direction_set.directions[component][None], len(unit.seeds), axis=0))
+            alphas += [alpha] * len(unit.seeds)
+            names += [dataset_sink.edited_name(seed, component, alpha, extension) for seed in unit.seeds]
+    edits = generator.edit(torch.cat(codes[1:]), torch.from_numpy(np.concatenate(directions)), torch.tensor(alphas),
+                           direction_set.layers)
+    all_codes = torch.cat([latents, edits])  # [S·(1 + pairs per seed), num_layers, latent_dim]
 
-    rows = [_row(context, unit, model, direction_set, dataset, seed, component, alpha)
+    def write(pixels: np.ndarray, paths: list[str]) -> None:
+        for image, path in zip(pixels, paths):
+            dataset_sink.write_image(context.output_dir / split / path, image, extension, dataset.png_compression)
+
+    batch = generator.batch_size
+    with BackgroundWriter() as background:
+        for start in range(0, len(all_codes), batch):
+            pixels = _pixels(generator, all_codes[start:start + batch], dataset.image_size, model.precision)
+            background.submit(write, pixels, names[start:start + batch])
+            progress(len(pixels))
+
+    rows = [_row(unit, model, direction_set, dataset, seed, component, alpha)
             for seed in unit.seeds for component in direction_set.components for alpha in dataset.alphas]
     dataset_sink.write_rows(context.output_dir / unit.rows_path, rows)  # last: the shard is complete once it exists
-    return {"files": [*written, unit.rows_path], "rows": len(rows)}
+    return {"files": [*(f"{split}/{name}" for name in names), unit.rows_path], "rows": len(rows)}
 
 
-def _row(context: RenderContext, unit: DatasetShard, model: ResolvedModel, direction_set: DirectionSet,
-         dataset: Any, seed: int, component: int, alpha: float) -> dict[str, Any]:
+def _row(unit: DatasetShard, model: ResolvedModel, direction_set: DirectionSet, dataset: DatasetSpec,
+         seed: int, component: int, alpha: float) -> dict[str, Any]:
     """One metadata row; every row of every dataset has exactly these keys, in this order."""
     extension = dataset.image_format
     edited = dataset_sink.edited_name(seed, component, alpha, extension)
@@ -165,4 +203,5 @@ def _row(context: RenderContext, unit: DatasetShard, model: ResolvedModel, direc
         "truncation_psi": model.sampling.truncation_psi,
         "truncation_cutoff": model.sampling.truncation_cutoff,
         "class_index": model.sampling.class_index,
+        "precision": model.precision,
     }

@@ -81,7 +81,8 @@ def _direction_fingerprint(direction_set: DirectionSet, component: int) -> dict[
 
 
 def _model_fingerprint(model: ResolvedModel) -> dict[str, Any]:
-    return {"key": model.key, "checkpoint": model.checkpoint, "sha256": model.sha256, "sampling": asdict(model.sampling)}
+    return {"key": model.key, "checkpoint": model.checkpoint, "sha256": model.sha256, "sampling": asdict(model.sampling),
+            "precision": model.precision}
 
 
 def video_file_name(set_name: str, direction_set: DirectionSet, component: int) -> str:

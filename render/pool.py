@@ -137,7 +137,7 @@ def run_units(context: RenderContext, units: list[Unit], slots: list[WorkerSlot]
     if not slots:
         _run_in_process(context, book, observer, GeneratorCache(context, in_process_device, preloaded))
     elif units:
-        _run_in_processes(context, book, observer, slots)
+        _run_in_processes(context, book, observer, slots[:len(units)])  # no idle workers for small jobs
     return book.result()
 
 
@@ -157,7 +157,7 @@ def _run_in_process(context: RenderContext, book: _Bookkeeping, observer: Observ
 
 
 def _run_in_processes(context: RenderContext, book: _Bookkeeping, observer: Observer, slots: list[WorkerSlot]) -> None:
-    spawn = multiprocessing.get_context("spawn")  # fork is unsafe with torch's threads
+    spawn = multiprocessing.get_context("forkserver")  # see render/forkserver.py
     workers: dict[int, tuple[multiprocessing.process.BaseProcess, Connection]] = {}
     in_flight: dict[int, Unit] = {}
     idle: set[int] = set()

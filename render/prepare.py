@@ -31,7 +31,8 @@ class ResolvedModel:
     path: Path               # the file read
     sha256: str
     sampling: Sampling       # the spec's settings over the family's defaults
-    description: dict       # Generator.describe(): family, config, sizes
+    precision: str           # 'fp32', 'bf16' or 'fp16' synthesis
+    description: dict        # Generator.describe(): family, config, sizes
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,8 @@ def prepare(job: Job) -> tuple[Prepared, dict[str, Generator]]:
         if problem:
             raise SpecError(f"{field}: {problem}")
         generators[key] = generator
-        models[key] = ResolvedModel(key, model_spec.checkpoint, path, sha256_file(path), sampling, generator.describe())
+        models[key] = ResolvedModel(key, model_spec.checkpoint, path, sha256_file(path), sampling, model_spec.precision,
+                                    generator.describe())
 
     direction_sets: dict[str, DirectionSet] = {}
     factorized: dict[tuple[str, tuple[int, ...]], tuple] = {}  # each (checkpoint, layers) once per job
@@ -115,4 +117,4 @@ def prepare(job: Job) -> tuple[Prepared, dict[str, Generator]]:
 def describe_model(model: ResolvedModel) -> dict[str, object]:
     """Manifest entry for a model."""
     return {"checkpoint": model.checkpoint, "path": str(model.path), "sha256": model.sha256,
-            "sampling": dataclasses.asdict(model.sampling), **model.description}
+            "sampling": dataclasses.asdict(model.sampling), "precision": model.precision, **model.description}

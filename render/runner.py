@@ -31,6 +31,7 @@ from render.journal import Journal, file_sizes
 from render.manifest import write_manifest
 from render.models import zoo
 from render.plan import DatasetShard, Unit, VideoUnit, plan
+from render.forkserver import start_fork_server
 from render.pool import Failure, run_units
 from render.prepare import Prepared, prepare
 from render.sinks.atomic import PARTIAL_SUFFIX
@@ -71,6 +72,8 @@ def run_job(job_path: Path, output_root: Path = DEFAULT_OUTPUT_ROOT, *, device: 
     started = time.perf_counter()
     job = load_job(job_path, known_zoo=zoo.ZOO)
     slots = plan_workers(device, workers)
+    if slots:
+        start_fork_server()  # workers' imports overlap with loading and factorizing here
     prepared, generators = prepare(job)  # every input error surfaces here, before anything is written
     output_dir = prepare_output_dir(Path(output_root) / job.name)
     with _locked(output_dir):

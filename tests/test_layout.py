@@ -1,7 +1,10 @@
 import numpy as np
 import torch
 
-from render.layout import GridLayout, default_cell_size, grid_shape, label_height, label_strip, prepare_cells
+import pytest
+import torch.nn.functional as F
+
+from render.layout import GridLayout, default_cell_size, grid_shape, label_height, label_strip, resize, to_pixels
 
 
 def test_grid_shape_fits_every_count():
@@ -28,16 +31,24 @@ def test_compose_places_cells_row_major_with_gutters_and_labels():
     assert (frame[10:12] == 99).all()      # label strip at the bottom
 
 
-def test_prepare_cells_converts_like_nvidia_and_upscales():
+def test_to_pixels_converts_like_nvidia_and_resizes():
     images = torch.tensor([-1.0, -0.5, 0.0, 1.0, 2.0]).reshape(1, 1, 1, 5).expand(1, 3, 5, 5)
-    pixels = prepare_cells(images.contiguous(), None)
-    assert pixels.dtype == np.uint8 and pixels.shape == (1, 5, 5, 3)
+    pixels = to_pixels(images.contiguous(), None)
+    assert pixels.dtype == torch.uint8 and pixels.shape == (1, 5, 5, 3)
     assert pixels[0, 0, :, 0].tolist() == [0, 64, 128, 255, 255]
-    assert prepare_cells(torch.zeros(2, 3, 8, 8), 32).shape == (2, 32, 32, 3)
+    assert to_pixels(torch.zeros(2, 3, 8, 8), 32).shape == (2, 32, 32, 3)
 
 
-def test_prepare_cells_repeats_grayscale_to_rgb():
-    assert prepare_cells(torch.zeros(1, 1, 4, 4), None).shape == (1, 4, 4, 3)
+def test_to_pixels_repeats_grayscale_to_rgb():
+    assert to_pixels(torch.zeros(1, 1, 4, 4), None).shape == (1, 4, 4, 3)
+
+
+@pytest.mark.parametrize("size_in, size_out", [((64, 64), 256), ((64, 64), 100), ((64, 64), 17), ((48, 64), 80)])
+def test_resize_equals_torch_bicubic_when_growing_and_shrinking(size_in, size_out):
+    images = torch.rand(3, 3, *size_in, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    expected = F.interpolate(images, size=(size_out, size_out), mode="bicubic", align_corners=False,
+                             antialias=size_out < min(size_in))
+    assert torch.allclose(resize(images, size_out), expected, atol=1e-5)
 
 
 def test_default_cell_size_is_an_integer_upscale_to_presentation_size():

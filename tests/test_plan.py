@@ -14,7 +14,7 @@ from render.spec import load_job
 
 def stand_ins(job, seed=0):
     """Resolved models and direction sets without loading anything."""
-    models = {key: ResolvedModel(key, spec.checkpoint, job.resolve_path("gan.pt"), "ab" * 32, Sampling(), {})
+    models = {key: ResolvedModel(key, spec.checkpoint, job.resolve_path("gan.pt"), "ab" * 32, Sampling(), "fp32", {})
               for key, spec in job.spec.models.items()}
     directions = np.random.default_rng(seed).normal(size=(6, 6))
     sets = {key: DirectionSet("sefa", (0,), directions, np.arange(6.0)[::-1], (0, 1), dict(spec.names))

@@ -72,6 +72,7 @@ def test_outputs_may_give_seeds_and_schedules_inline(tmp_path):
     job = load_job(write_job(tmp_path, job_with(inline)), ZOO)
     name, clip = job.videos()[0]
     assert name == "video0" and job.seeds(clip.seeds) == (0, 1, 5) and job.schedule(clip.schedule).frames == 4
+    assert JobSpec.model_validate(job.spec.model_dump(mode="json")) == job.spec  # no serializer warnings either
 
 
 def set_in(path, value):
@@ -104,7 +105,12 @@ CASES = [
     (set_in(["outputs", 0, "video", "label"], "yes"), "outputs[0].video.label: expected true or false, got 'yes'"),
     (set_in(["outputs", 0, "video", "fsp"], 3), "outputs[0].video.fsp: unknown key; did you mean 'fps'?"),
     (set_in(["outputs", 0, "video", "zzz"], 3), "outputs[0].video.zzz: unknown key (allowed: name, directions, seeds, "
-                                                "schedule, grid, cell_size, gutter, fps, crf, label, side_by_side)"),
+                                                "schedule, grid, cell_size, gutter, fps, crf, preset, label, side_by_side)"),
+    (set_in(["outputs", 0, "video", "preset"], "quick"), "outputs[0].video.preset: expected one of 'ultrafast', "
+     "'superfast', 'veryfast', 'faster', 'fast', 'medium', 'slow', 'slower' or 'veryslow', got 'quick'"),
+    (set_in(["outputs", 1, "dataset", "png_compression"], 10),
+     "outputs[1].dataset.png_compression: expected an integer from 0 (none) to 9 (smallest), got 10"),
+    (set_in(["models", "gan", "precision"], "fp8"), "models.gan.precision: expected one of 'fp32', 'bf16' or 'fp16', got 'fp8'"),
     (set_in(["outputs", 0, "video", "grid"], [1, 2]), "outputs[0].video.grid: 1×2 cells cannot hold 4 seeds"),
     (set_in(["outputs", 0, "video", "grid"], [2, "x"]), "outputs[0].video.grid[1]: expected a positive integer, got 'x'"),
     (set_in(["outputs", 0, "video", "seeds"], "1-x"), "outputs[0].video.seeds: bad item '1-x': expected a non-negative number or 'a-b'"),

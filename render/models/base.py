@@ -76,6 +76,8 @@ class Generator(torch.nn.Module, abc.ABC):
     format: str = ""
     # What a job gets when its model entry leaves truncation unset (StyleGAN: ψ 0.7 on the first 8 slots).
     default_sampling: ClassVar[Sampling] = Sampling()
+    # Images per synthesize() call by device type: the batch where throughput levels off (measured, see README).
+    batch_sizes: ClassVar[dict[str, int]] = {"cpu": 32, "cuda": 256}
 
     # Sizes, set by each subclass's constructor from its config.
     z_dim: int
@@ -112,7 +114,7 @@ class Generator(torch.nn.Module, abc.ABC):
     def edit(
         self,
         latents: torch.Tensor,      # [N, num_layers, latent_dim]
-        direction: torch.Tensor,    # [latent_dim]
+        direction: torch.Tensor,    # [latent_dim], or [N, latent_dim]: one direction per latent
         alphas: torch.Tensor,       # [N]
         layers: Sequence[int],
     ) -> torch.Tensor:
@@ -123,7 +125,7 @@ class Generator(torch.nn.Module, abc.ABC):
         the already-truncated latents.
         """
         edited = latents.clone()
-        offset = alphas.to(latents)[:, None] * direction.to(latents)[None, :]  # [N, latent_dim]
+        offset = alphas.to(latents)[:, None] * direction.to(latents)  # [N, latent_dim]
         edited[:, list(layers), :] += offset[:, None, :]
         return edited
 
@@ -150,6 +152,10 @@ class Generator(torch.nn.Module, abc.ABC):
     @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
+
+    @property
+    def batch_size(self) -> int:
+        return self.batch_sizes.get(self.device.type, self.batch_sizes["cpu"])
 
     def describe(self) -> dict[str, Any]:
         """Plain data for the manifest and `sefa-render inspect`."""

@@ -295,6 +295,8 @@ class StyleGAN2Generator(Generator):
     w_avg_source = "stored in the checkpoint"
     # Official SeFa's defaults (genforce/sefa `sefa.py`): ψ 0.7 on the first 8 slots.
     default_sampling = Sampling(truncation_psi=0.7, truncation_cutoff=8)
+    # The batch runs as one grouped convolution (groups = batch); on a CPU its per-image speed falls as groups grow.
+    batch_sizes = {"cpu": 8, "cuda": 32}
 
     def __init__(self, config: StyleGAN2Config, format: str = "StyleGAN2"):
         super().__init__()

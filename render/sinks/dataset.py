@@ -52,18 +52,18 @@ def edited_name(seed: int, component: int, alpha: float, extension: str) -> str:
     return f"edited/{seed:010d}_{component:03d}_{alpha_tag(alpha)}.{extension}"
 
 
-def encode_image(pixels: np.ndarray, image_format: str) -> bytes:
-    """[H, W, 3] uint8 → PNG (lossless) or JPEG (quality 95) bytes; deterministic."""
+def encode_image(pixels: np.ndarray, image_format: str, png_compression: int = 1) -> bytes:
+    """[H, W, 3] uint8 → PNG (lossless, zlib level `png_compression`) or JPEG (quality 95) bytes; deterministic."""
     buffer = io.BytesIO()
     if image_format == "png":
-        Image.fromarray(pixels).save(buffer, format="PNG")
+        Image.fromarray(pixels).save(buffer, format="PNG", compress_level=png_compression)
     else:
         Image.fromarray(pixels).save(buffer, format="JPEG", quality=95)
     return buffer.getvalue()
 
 
-def write_image(path: Path, pixels: np.ndarray, image_format: str) -> None:
-    write_bytes(path, encode_image(pixels, image_format))
+def write_image(path: Path, pixels: np.ndarray, image_format: str, png_compression: int = 1) -> None:
+    write_bytes(path, encode_image(pixels, image_format, png_compression))
 
 
 def write_rows(path: Path, rows: Iterable[dict[str, Any]]) -> int:
