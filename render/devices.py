@@ -7,8 +7,12 @@
   devices. `--workers 0` renders in the coordinator's own process (for
   debugging), on the first device.
 
-CPU workers split the cores between them (each worker's torch thread count),
-so they do not fight over cores; each also runs its own ffmpeg.
+A CPU worker renders with one torch thread, and by default there is one per
+core: for batch rendering that scales better than threads inside one
+process, and it keeps outputs byte-identical whatever the number of workers
+(StyleGAN2's convolutions round differently with different thread counts).
+Each worker also runs its own ffmpeg. GPU workers share the cores for their
+CPU-side work.
 """
 
 from __future__ import annotations
@@ -20,9 +24,9 @@ import torch
 
 from render.errors import SpecError
 
-__all__ = ["WorkerSlot", "plan_workers", "available_cores", "DEFAULT_CPU_THREADS_PER_WORKER"]
+__all__ = ["WorkerSlot", "plan_workers", "in_process_slot", "available_cores", "CPU_THREADS_PER_WORKER"]
 
-DEFAULT_CPU_THREADS_PER_WORKER = 1  # CPU: one single-threaded worker per core scales best for batch rendering
+CPU_THREADS_PER_WORKER = 1
 
 
 @dataclass(frozen=True)
@@ -66,12 +70,13 @@ def plan_workers(device: str = "auto", workers: int | None = None) -> list[Worke
     if workers == 0:
         return []
     if devices == ["cpu"]:
-        count = workers or max(1, cores // DEFAULT_CPU_THREADS_PER_WORKER)
-    else:
-        count = workers or len(devices)
-    threads = max(1, cores // count)
-    return [WorkerSlot(devices[index % len(devices)], threads) for index in range(count)]
+        count = workers or cores
+        return [WorkerSlot("cpu", CPU_THREADS_PER_WORKER)] * count
+    count = workers or len(devices)
+    return [WorkerSlot(devices[index % len(devices)], max(1, cores // count)) for index in range(count)]
 
 
-def in_process_device(device: str = "auto") -> str:
-    return _devices(device)[0]
+def in_process_slot(device: str = "auto") -> WorkerSlot:
+    """Where `--workers 0` renders: the first device, with the same thread count as a worker there."""
+    first = _devices(device)[0]
+    return WorkerSlot(first, CPU_THREADS_PER_WORKER if first == "cpu" else available_cores())

@@ -23,7 +23,6 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
 
-from render.models.base import to_uint8
 
 __all__ = ["default_cell_size", "grid_shape", "resize", "to_pixels", "GridLayout", "label_height", "label_strip"]
 
@@ -70,14 +69,22 @@ def resize(images: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def to_pixels(images: torch.Tensor, size: int | None) -> torch.Tensor:
-    """[N, C, H, W] float images in [-1, 1] → [N, size, size, 3] uint8, on the images' device.
+    """[N, C, H, W] float images in [-1, 1] → contiguous [N, size, size, 3] uint8, on the images' device.
 
-    Grayscale models are repeated to RGB.
+    The same values as `to_uint8`, in fewer passes over the pixels: the
+    arithmetic runs in place on the (fresh) synthesized or resized images, and
+    one copy converts to uint8 and reorders to NHWC at once. Grayscale models
+    are repeated to RGB.
     """
     if size is not None and size != images.shape[-1]:
         images = resize(images, size)
-    pixels = to_uint8(images.float())  # [N, H, W, C]
-    return pixels.expand(*pixels.shape[:3], 3) if pixels.shape[-1] == 1 else pixels
+    else:
+        images = images.float().clone()  # the generator's output may be a view of something it keeps
+    images.mul_(127.5).add_(128).clamp_(0, 255)
+    batch, channels, height, width = images.shape
+    pixels = torch.empty((batch, height, width, 3), dtype=torch.uint8, device=images.device)
+    pixels.copy_(images.permute(0, 2, 3, 1).expand(batch, height, width, 3))  # float → uint8 truncates, as .to() does
+    return pixels
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from typing import Any, Iterator
 
 from tqdm import tqdm
 
-from render.devices import in_process_device, plan_workers
+from render.devices import in_process_slot, plan_workers
 from render.directions import save_direction_set
 from render.errors import OutputError
 from render.execute import RenderContext
@@ -86,7 +86,7 @@ def run_job(job_path: Path, output_root: Path = DEFAULT_OUTPUT_ROOT, *, device: 
         context = RenderContext(job, output_dir, prepared.models, prepared.direction_sets)
         with _RunObserver(journal, output_dir, units, todo, progress) as observer:
             result = run_units(context, todo, slots, observer, retries=retries,
-                               in_process_device=in_process_device(device), preloaded=generators if not slots else None)
+                               in_process=in_process_slot(device), preloaded=generators if not slots else None)
         finished.update(result.finished)
         failures = [_describe_failure(unit, result.failed[unit.unit_id]) for unit in todo if unit.unit_id in result.failed]
         artifacts += [finished[u.unit_id]["artifact"] for u in units if isinstance(u, VideoUnit) and u.unit_id in finished]
