@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 # Pin torch before installing the project: any other torch request can pull a multi-GB CUDA build.
 TORCH := torch==2.13.*
 
-.PHONY: install model demo test clean
+.PHONY: install model demo test bench clean
 
 install: $(VENV)/.installed
 
@@ -26,6 +26,9 @@ demo: model
 
 test: model
 	$(BIN)/python -m pytest -q
+
+bench: model
+	$(BIN)/python bench/bench.py
 
 clean:
 	rm -rf $(VENV) outputs

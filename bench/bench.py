@@ -49,6 +49,7 @@ from render.layout import GridLayout, label_height, to_pixels  # noqa: E402
 from render.models import zoo  # noqa: E402
 from render.models.registry import load_generator  # noqa: E402
 from render.models.stylegan2 import StyleGAN2Config  # noqa: E402
+from render.pool import keep_freed_memory  # noqa: E402
 from render.sinks.dataset import write_image  # noqa: E402
 from render.sinks.video import VideoWriter  # noqa: E402
 
@@ -79,6 +80,7 @@ def timed(function, *args, **kwargs) -> tuple[float, object]:
 # --------------------------------------------------------------------------- the bare parts
 def _best_rate(generator, precision: str, threads: int) -> tuple[float, int]:
     """Best images/s of `synthesize` over batch sizes, and that batch size, with `threads` torch threads."""
+    keep_freed_memory()  # the same allocator settings as our workers, so that the limit is not understated
     torch.set_num_threads(threads)
     latents = generator.latents_from_seeds(list(range(max(BATCHES))))
     best = (0.0, 0)

@@ -60,7 +60,7 @@ class RunSummary:
     def describe(self) -> str:
         rate = (self.frames + self.images) / self.seconds if self.seconds else 0.0
         lines = [f"{self.job}: rendered {self.rendered} units ({self.frames} video frames, {self.images} dataset images) "
-                 f"in {self.seconds:.1f} s ({rate:.1f} images/s); skipped {self.skipped} finished; "
+                 f"in {self.seconds:.1f} s ({rate:.1f} frames+images/s); skipped {self.skipped} finished; "
                  f"failed {len(self.failed)} → {self.manifest}"]
         lines += [f"  failed {entry['what']}: {entry['error']} ({entry['attempts']} attempts)" for entry in self.failed]
         return "\n".join(lines)

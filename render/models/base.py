@@ -76,8 +76,8 @@ class Generator(torch.nn.Module, abc.ABC):
     format: str = ""
     # What a job gets when its model entry leaves truncation unset (StyleGAN: ψ 0.7 on the first 8 slots).
     default_sampling: ClassVar[Sampling] = Sampling()
-    # Images per synthesize() call by device type, where throughput levels off (CPU: one thread; see README).
-    batch_sizes: ClassVar[dict[str, int]] = {"cpu": 8, "cuda": 256}
+    # Images per synthesize() call by device type, where throughput levels off (CPU: one thread; bench/bench.py).
+    batch_sizes: ClassVar[dict[str, int]] = {"cpu": 64, "cuda": 256}
 
     # Sizes, set by each subclass's constructor from its config.
     z_dim: int
