@@ -73,12 +73,16 @@ def _precision(generator: Generator, precision: str) -> Iterator[None]:
 def _pixels(generator: Generator, latents: torch.Tensor, size: int | None, precision: str) -> np.ndarray:
     """Latents [N, num_layers, latent_dim] → uint8 images [N, size, size, 3] in host memory.
 
-    Call with at most `generator.batch_size` latents. From a GPU the pixels come back
-    through pinned memory, which copies about twice as fast as pageable.
+    Synthesizes `generator.batch_size` latents at a time. From a GPU the
+    pixels come back through pinned memory, which copies about twice as fast
+    as pageable memory.
     """
-    with _precision(generator, precision):
-        images = generator.synthesize(latents)
-    pixels = to_pixels(images, size).contiguous()
+    chunks = []
+    for start in range(0, len(latents), generator.batch_size):
+        with _precision(generator, precision):
+            images = generator.synthesize(latents[start:start + generator.batch_size])
+        chunks.append(to_pixels(images, size))
+    pixels = torch.cat(chunks) if len(chunks) > 1 else chunks[0]
     if pixels.device.type == "cpu":
         return pixels.numpy()
     host = torch.empty(pixels.shape, dtype=pixels.dtype, pin_memory=True)
@@ -108,10 +112,8 @@ def _render_video(context: RenderContext, unit: VideoUnit, generator: Generator,
     count = len(unit.seeds)
     latents = generator.latents_from_seeds(unit.seeds, model.sampling)  # [S, num_layers, latent_dim]
     direction = torch.from_numpy(direction_set.directions[unit.component]).to(latents)
-    batch = generator.batch_size
-    originals = (np.concatenate([_pixels(generator, latents[i:i + batch], cell, model.precision)
-                                 for i in range(0, count, batch)]) if video.side_by_side else None)
-    frames_per_batch = max(1, batch // count)
+    originals = _pixels(generator, latents, cell, model.precision) if video.side_by_side else None
+    frames_per_batch = max(1, generator.batch_size // count)
 
     def write(frames: np.ndarray) -> None:
         for frame in frames:

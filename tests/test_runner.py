@@ -124,3 +124,27 @@ def test_a_bad_job_writes_nothing(tmp_path):
     with pytest.raises(SpecError):
         run_job(write_job(tmp_path, bad), tmp_path / "outputs", progress=False)
     assert not (tmp_path / "outputs").exists()
+
+
+def test_outputs_do_not_depend_on_the_batch_size(finished_job, tmp_path, monkeypatch):
+    """A grid larger than a batch is synthesized in chunks, with the same bytes."""
+    from render.models.dcgan import DCGANGenerator
+    monkeypatch.setattr(DCGANGenerator, "batch_sizes", {"cpu": 3})
+    folder, summary = finished_job
+    small_batches = run_job(write_job(tmp_path), tmp_path / "outputs", workers=0, progress=False)
+    for artifact in artifacts(summary, "video") + artifacts(summary, "dataset"):
+        for path in sorted((summary.output_dir / artifact["path"]).parent.rglob("*.*")):
+            relative = path.relative_to(summary.output_dir)
+            assert (small_batches.output_dir / relative).read_bytes() == path.read_bytes(), relative
+
+
+def test_bf16_renders_close_to_fp32(finished_job, tmp_path):
+    _, summary = finished_job
+    job = dict(TINY_JOB, models={"gan": {"checkpoint": "gan.pt", "precision": "bf16"}})
+    bf16 = run_job(write_job(tmp_path, job), tmp_path / "outputs", workers=0, progress=False)
+    row = read_rows(bf16.output_dir / "datasets/pairs/train/metadata.jsonl")[0]
+    assert row["precision"] == "bf16"
+    name = row["edited_image_file_name"]
+    fp32_image = iio.imread(summary.output_dir / "datasets/pairs/train" / name).astype(int)
+    bf16_image = iio.imread(bf16.output_dir / "datasets/pairs/train" / name).astype(int)
+    assert 0 < np.abs(fp32_image - bf16_image).mean() < 4
