@@ -25,7 +25,6 @@ import argparse
 import dataclasses
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile

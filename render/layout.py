@@ -128,14 +128,18 @@ def label_height(cell_height: int) -> int:
 
 
 def label_strip(text: str, width: int, height: int) -> np.ndarray:
-    """White text on black, [height, width, 3] uint8."""
+    """White text on black, [height, width, 3] uint8; the font shrinks until the text fits the width."""
     image = Image.new("RGB", (width, height))
-    font = _font(max(10, int(height * 0.55)))
-    ImageDraw.Draw(image).text((height // 3, height // 2), text, font=font, fill=(255, 255, 255), anchor="lm")
+    margin = height // 3
+    size = max(8, int(height * 0.55))
+    font = _font(size)
+    if font.getlength(text) > width - 2 * margin:
+        font = _font(max(8, int(size * (width - 2 * margin) / font.getlength(text))))
+    ImageDraw.Draw(image).text((margin, height // 2), text, font=font, fill=(255, 255, 255), anchor="lm")
     return np.asarray(image)
 
 
-@functools.lru_cache(maxsize=8)
+@functools.lru_cache(maxsize=32)
 def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     return ImageFont.load_default(size=size)
 

@@ -127,8 +127,8 @@ def plan(job: Job, models: dict[str, ResolvedModel], direction_sets: dict[str, D
         for split, seeds in split_seeds(job.seeds(dataset.seeds), dataset.test_fraction).items():
             for shard, start in enumerate(range(0, len(seeds), DATASET_SHARD_SEEDS)):
                 shard_seeds = seeds[start:start + DATASET_SHARD_SEEDS]
-                definition = {"kind": "dataset", "output": name, "split": split, "shard": shard,
-                              "model": _model_fingerprint(model), "directions": directions,
+                definition = {"kind": "dataset", "output": name, "direction_set": dataset.directions, "split": split,
+                              "shard": shard, "model": _model_fingerprint(model), "directions": directions,
                               "components": list(direction_set.components), "seeds": list(shard_seeds),
                               "settings": settings}
                 units.append(DatasetShard(unit_id(definition), name, dataset.directions, split, shard, shard_seeds,

@@ -38,7 +38,7 @@ import multiprocessing
 import traceback
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 import torch
 
@@ -53,6 +53,7 @@ from render.plan import Unit
 __all__ = ["Failure", "Observer", "PoolResult", "run_units", "GeneratorCache"]
 
 WORKER_STOP_TIMEOUT_S = 10.0
+IN_PROCESS_CPU = WorkerSlot("cpu", 1)
 
 
 @dataclass(frozen=True)
@@ -131,7 +132,7 @@ class _Bookkeeping:
 
 
 def run_units(context: RenderContext, units: list[Unit], slots: list[WorkerSlot], observer: Observer, *,
-              retries: int = 2, in_process: WorkerSlot = WorkerSlot("cpu", 1),
+              retries: int = 2, in_process: WorkerSlot = IN_PROCESS_CPU,
               preloaded: dict[str, Generator] | None = None) -> PoolResult:
     """Render `units` on the worker slots (none: in this process, as `in_process`); return what finished and failed."""
     book = _Bookkeeping(units, retries)
@@ -240,7 +241,7 @@ def _run_in_processes(context: RenderContext, book: _Bookkeeping, observer: Obse
 
 def _stop(workers: dict[int, tuple[multiprocessing.process.BaseProcess, Connection]]) -> None:
     """Ask every worker to stop; terminate those that do not within the timeout."""
-    for process, connection in workers.values():
+    for _, connection in workers.values():
         try:
             connection.send(None)
         except (BrokenPipeError, OSError):

@@ -27,11 +27,11 @@ from render.devices import in_process_slot, plan_workers
 from render.directions import save_direction_set
 from render.errors import OutputError
 from render.execute import RenderContext
+from render.forkserver import start_fork_server
 from render.journal import Journal, file_sizes
 from render.manifest import write_manifest
 from render.models import zoo
 from render.plan import DatasetShard, Unit, VideoUnit, plan
-from render.forkserver import start_fork_server
 from render.pool import Failure, run_units
 from render.prepare import Prepared, prepare
 from render.sinks.atomic import PARTIAL_SUFFIX

@@ -148,25 +148,25 @@ class DirectionSetSpec(_Strict):
 
 
 # --------------------------------------------------------------------------- schedules
-class LinearScheduleSpec(_Strict):
-    """α from `start` to `stop`, both included."""
-
-    kind: Literal["linear"]
+class _SweepScheduleSpec(_Strict):
     frames: PositiveInt
     start: Number = -3.0
     stop: Number = 3.0
+
+
+class LinearScheduleSpec(_SweepScheduleSpec):
+    """α from `start` to `stop`, both included."""
+
+    kind: Literal["linear"]
 
     def build(self) -> schedules.Schedule:
         return schedules.LinearSweep(self.frames, self.start, self.stop)
 
 
-class PingPongScheduleSpec(_Strict):
+class PingPongScheduleSpec(_SweepScheduleSpec):
     """α from `start` to `stop` and back: a seamless loop of `frames` frames."""
 
     kind: Literal["pingpong"]
-    frames: PositiveInt
-    start: Number = -3.0
-    stop: Number = 3.0
 
     def build(self) -> schedules.Schedule:
         return schedules.PingPong(self.frames, self.start, self.stop)

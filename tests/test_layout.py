@@ -58,3 +58,10 @@ def test_default_cell_size_is_an_integer_upscale_to_presentation_size():
 def test_label_strip_draws_text():
     strip = label_strip("#0 pose   alpha +1.00", 300, label_height(256))
     assert strip.shape == (32, 300, 3) and strip.max() == 255 and strip[:, -40:].max() == 0
+
+
+def test_label_text_shrinks_to_fit_a_narrow_strip():
+    text = "#2 headwear   eigenvalue 455.2   alpha -3.00"
+    narrow = label_strip(text, 200, 64)
+    assert narrow[:, :4].max() == 0 and narrow[:, -4:].max() == 0  # margins stay empty: the text fits
+    assert narrow.max() > 200  # and it is drawn (small glyphs are antialiased below full white)

@@ -5,7 +5,6 @@ import json
 from pathlib import Path
 
 import pytest
-import yaml
 
 from jobs import TINY_JOB, write_job
 from render.errors import SpecError
@@ -120,7 +119,7 @@ CASES = [
     (set_in(["outputs", 0, "video", "schedule"], {"kind": "linear", "frames": "x"}),
      "outputs[0].video.schedule.frames: expected a positive integer, got 'x'"),
     (set_in(["outputs", 0, "video", "schedule"], {"kind": "linear", "frames": 3, "bogus": 1}),
-     "outputs[0].video.schedule.bogus: unknown key (allowed: kind, frames, start, stop)"),
+     "outputs[0].video.schedule.bogus: unknown key (allowed: frames, start, stop, kind)"),
     (set_in(["outputs", 0, "video", "directions"], "bottom"), "outputs[0].video.directions: unknown direction set 'bottom' (defined: top)"),
     (drop(["outputs", 0, "video", "schedule"]), "outputs[0].video.schedule: missing required field"),
     (set_in(["outputs", 1, "dataset", "alphs"], [1]), "outputs[1].dataset.alphs: unknown key; did you mean 'alphas'?"),

@@ -41,10 +41,13 @@ class BackgroundWriter:
             fn(*args)
 
     def _raise_failures(self) -> None:
-        done = [future for future in self._futures if future.done()]
-        self._futures = [future for future in self._futures if not future.done()]
-        for future in done:
-            future.result()  # re-raises the writer thread's exception here
+        pending = []
+        for future in self._futures:
+            if future.done():
+                future.result()  # re-raises the writer thread's exception here
+            else:
+                pending.append(future)
+        self._futures = pending
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         if exc_type is not None:
