@@ -101,7 +101,7 @@ def resolve_components(selection: IndexSelection | None, method: str, count: int
     """The rows to render: as selected, else the top five (SeFa) or all (file)."""
     if selection is None:
         return tuple(range(min(count, DEFAULT_SEFA_COMPONENTS) if method == "sefa" else count))
-    return selection.resolve(count, "direction")
+    return selection.resolve(count, "direction", "the direction set")
 
 
 def save_direction_set(direction_set: DirectionSet, folder: Path) -> list[str]:

@@ -89,7 +89,7 @@ class IndexSelection:
 
     spans: tuple[tuple[int, int | None], ...] | None  # None means all
 
-    def resolve(self, size: int, what: str = "index") -> tuple[int, ...]:
+    def resolve(self, size: int, what: str = "index", owner: str = "the model") -> tuple[int, ...]:
         """The chosen indices in ascending order, each below `size`.
 
         >>> parse_selection("6-").resolve(8)
@@ -104,7 +104,7 @@ class IndexSelection:
         for start, stop in self.spans:
             last = size - 1 if stop is None else stop
             if max(start, last) >= size:
-                raise ValueError(f"{what} {max(start, size)} is out of range: the model has {size} (0-{size - 1})")
+                raise ValueError(f"{what} {max(start, size)} is out of range: {owner} has {size} (0-{size - 1})")
             chosen.update(range(start, last + 1))
         return tuple(sorted(chosen))
 

@@ -1,0 +1,71 @@
+"""Preparing a job: direction files, components and names are checked against the loaded model."""
+
+import copy
+
+import numpy as np
+import pytest
+
+from jobs import TINY_JOB, write_job
+from render.errors import SpecError
+from render.prepare import prepare
+from render.spec import load_job
+
+
+def prepared_with(tmp_path, change):
+    job = copy.deepcopy(TINY_JOB)
+    change(job["directions"]["top"])
+    return prepare(load_job(write_job(tmp_path, job)))
+
+
+def error_of(tmp_path, change) -> str:
+    with pytest.raises(SpecError) as caught:
+        prepared_with(tmp_path, change)
+    return str(caught.value).split(": ", 1)[1]
+
+
+def use_file(name, names=None):
+    def change(entry):
+        entry.update(method="file", file=name, names=names or {})
+        entry.pop("components")
+    return change
+
+
+def test_a_direction_file_is_used_as_given_with_all_its_rows(tmp_path):
+    directions = np.random.default_rng(0).normal(size=(3, 6)) * 2
+    np.save(tmp_path / "mine.npy", directions)
+    prepared, _ = prepared_with(tmp_path, use_file("mine.npy", {1: "smile"}))
+    direction_set = prepared.direction_sets["top"]
+    np.testing.assert_array_equal(direction_set.directions, directions)
+    assert (direction_set.components, direction_set.eigenvalues, direction_set.source) == ((0, 1, 2), None, "file")
+
+
+def test_a_single_direction_file_is_one_row(tmp_path):
+    np.save(tmp_path / "one.npy", np.ones(6))
+    prepared, _ = prepared_with(tmp_path, use_file("one.npy"))
+    assert prepared.direction_sets["top"].directions.shape == (1, 6)
+
+
+@pytest.mark.parametrize("array, message", [
+    (np.ones((2, 5)), "expected a numeric array of shape [6] or [k, 6], got float64 [2, 5]"),
+    (np.zeros((1, 6)), "contains an all-zero direction"),
+    (np.full(6, np.nan), "contains NaN or infinite values"),
+    (np.array(["a"] * 6), "expected a numeric array of shape [6] or [k, 6], got <U1 [1, 6]"),
+])
+def test_a_bad_direction_file_is_refused_with_what_is_wrong(tmp_path, array, message):
+    np.save(tmp_path / "bad.npy", array)
+    assert error_of(tmp_path, use_file("bad.npy")) == f"directions.top.file: {(tmp_path / 'bad.npy').resolve()}: {message}"
+
+
+def test_a_pickled_npy_is_refused_without_unpickling(tmp_path):
+    np.save(tmp_path / "objects.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    assert "not a readable .npy array" in error_of(tmp_path, use_file("objects.npy"))
+
+
+def test_components_beyond_the_directions_are_refused(tmp_path):
+    message = error_of(tmp_path, lambda entry: entry.update(components="4-9"))
+    assert message == "directions.top.components: direction 6 is out of range: the direction set has 6 (0-5)"
+
+
+def test_a_name_for_a_direction_that_is_not_rendered_is_refused(tmp_path):
+    message = error_of(tmp_path, lambda entry: entry.update(names={3: "hat"}))
+    assert message == "directions.top.names: direction 3 is named but not among the rendered components"
