@@ -18,7 +18,9 @@ returns NVIDIA network objects as inert `PersistentRecord`s.
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
+import os
 import pickle
 import zipfile
 from pathlib import Path
@@ -37,6 +39,17 @@ _LEGACY_TORCH_MAGIC = bytes.fromhex("80028a0a6cfc9c46f9206aa85019")
 
 
 def sha256_file(path: Path) -> str:
+    """The file's sha256, computed once per process for an unchanged file.
+
+    A run hashes each checkpoint more than once (the zoo verifies it, the job
+    records it); a StyleGAN pickle takes about a second to hash.
+    """
+    stat = os.stat(path)
+    return _sha256(os.path.realpath(path), stat.st_size, stat.st_mtime_ns, stat.st_ino)
+
+
+@functools.lru_cache(maxsize=64)
+def _sha256(path: str, size: int, mtime_ns: int, inode: int) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
