@@ -209,38 +209,31 @@ def bench_config(config: Config, scratch: Path) -> list[tuple[str, str, str]]:
 
     startup = run_ours(job_spec(dataclasses.replace(config, frames=1), video=True, precision="fp32", directions=1),
                        scratch / "startup")
-    frames_total = config.directions * config.frames
-    pairs_total = config.dataset_seeds * config.directions * len(ALPHAS)
     images_per_pair = 1 + 1 / (config.directions * len(ALPHAS))  # each seed's original is shared by its pairs
-    video, dataset, limit_video, limit_dataset, video_wall, dataset_wall = {}, {}, {}, {}, {}, {}
-    for precision in ("fp32", "bf16"):
-        rate = gen[precision][0]
-        limit_video[precision] = 1 / (GRID_SEEDS / rate + 1 / encode_fps)
-        limit_dataset[precision] = 1 / (images_per_pair / rate + images_per_pair / png_per_s)
-        video_wall[precision] = run_ours(job_spec(config, video=True, precision=precision), scratch / f"video-{precision}")
-        dataset_wall[precision] = run_ours(job_spec(config, video=False, precision=precision),
-                                           scratch / f"dataset-{precision}")
-        video[precision] = frames_total / video_wall[precision]
-        dataset[precision] = pairs_total / dataset_wall[precision]
+    paths = [  # (output, work in the job, unit, limit for a generator rate, reference rate)
+        ("video", config.directions * config.frames, "frames", "1/(9 cells/generator + 1/encoder)",
+         lambda rate: 1 / (GRID_SEEDS / rate + 1 / encode_fps), reference_fps),
+        ("dataset", config.dataset_seeds * config.directions * len(ALPHAS), "pairs", "1/(generator + PNG writer)",
+         lambda rate: 1 / (images_per_pair / rate + images_per_pair / png_per_s), reference_pairs),
+    ]
+    precisions = ("fp32", "bf16")
 
-    def both(values: dict, digits: int = 1) -> tuple[str, str]:
-        return tuple(f"{values[p]:.{digits}f}" for p in ("fp32", "bf16"))
+    def both(values: dict, digits: int) -> tuple[str, str]:
+        return tuple(f"{values[p]:.{digits}f}" for p in precisions)
 
     rows.append(("start-up: a 1-frame job, end to end (s)", f"{startup:.1f}", ""))
-    rows.append(("limit: video = 1/(9 cells/generator + 1/encoder) (frames/s)", *both(limit_video)))
-    rows.append((f"**ours: video, {frames_total} frames, end to end (frames/s)**", *both(video)))
-    rows.append(("ours / limit", *both({p: video[p] / limit_video[p] for p in video}, 2)))
-    rows.append(("ours / limit, start-up excluded", *both({p: frames_total / (video_wall[p] - startup) / limit_video[p]
-                                                          for p in video}, 2)))
-    rows.append(("reference loop: video, fp32 (frames/s)", f"{reference_fps:.1f}", ""))
-    rows.append(("**ours / reference**", *both({p: video[p] / reference_fps for p in video}, 1)))
-    rows.append(("limit: dataset = 1/(generator + PNG writer) (pairs/s)", *both(limit_dataset)))
-    rows.append((f"**ours: dataset, {pairs_total} pairs, end to end (pairs/s)**", *both(dataset)))
-    rows.append(("ours / limit", *both({p: dataset[p] / limit_dataset[p] for p in dataset}, 2)))
-    rows.append(("ours / limit, start-up excluded", *both({p: pairs_total / (dataset_wall[p] - startup) / limit_dataset[p]
-                                                          for p in dataset}, 2)))
-    rows.append(("reference loop: dataset, fp32 (pairs/s)", f"{reference_pairs:.1f}", ""))
-    rows.append(("**ours / reference**", *both({p: dataset[p] / reference_pairs for p in dataset}, 1)))
+    for output, work, unit, formula, limit_of, reference in paths:
+        limit = {p: limit_of(gen[p][0]) for p in precisions}
+        wall = {p: run_ours(job_spec(config, video=output == "video", precision=p), scratch / f"{output}-{p}")
+                for p in precisions}
+        ours = {p: work / wall[p] for p in precisions}
+        rows.append((f"limit: {output} = {formula} ({unit}/s)", *both(limit, 1)))
+        rows.append((f"**ours: {output}, {work} {unit}, end to end ({unit}/s)**", *both(ours, 1)))
+        rows.append(("ours / limit", *both({p: ours[p] / limit[p] for p in precisions}, 2)))
+        rows.append(("ours / limit, start-up excluded",
+                     *both({p: work / (wall[p] - startup) / limit[p] for p in precisions}, 2)))
+        rows.append((f"reference loop: {output}, fp32 ({unit}/s)", f"{reference:.1f}", ""))
+        rows.append(("**ours / reference**", *both({p: ours[p] / reference for p in precisions}, 1)))
     return rows
 
 

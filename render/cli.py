@@ -46,13 +46,12 @@ def _parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="render a job's videos and datasets")
     run.add_argument("job", type=Path, help="job spec (YAML)")
-    run.add_argument("--output-root", type=Path, default=Path("outputs"), help="outputs go to OUTPUT_ROOT/<job name> "
-                                                                                "(default outputs)")
+    run.add_argument("--output-root", type=Path, help="outputs go to OUTPUT_ROOT/<job name> (default outputs)")
     run.add_argument("--workers", type=int, help="worker processes (default: one per GPU, or per CPU core; "
                                                   "0 renders in this process)")
     run.add_argument("--device", default="auto", help="auto (default), cpu, cuda, or cuda:0,2")
     run.add_argument("--force", action="store_true", help="render everything again, even units a previous run finished")
-    run.add_argument("--retries", type=int, default=2, help="extra attempts for a failing unit (default 2)")
+    run.add_argument("--retries", type=int, help="extra attempts for a failing unit (default 2)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.set_defaults(command=_run)
 
@@ -87,10 +86,11 @@ def _parser() -> argparse.ArgumentParser:
 def _run(args: argparse.Namespace) -> int:
     if args.workers != 0:
         start_fork_server()
-    from render.runner import run_job
+    from render.runner import DEFAULT_OUTPUT_ROOT, DEFAULT_RETRIES, run_job
 
-    summary = run_job(args.job, args.output_root, device=args.device, workers=args.workers, force=args.force,
-                      retries=args.retries, progress=not args.no_progress)
+    summary = run_job(args.job, args.output_root or DEFAULT_OUTPUT_ROOT, device=args.device, workers=args.workers,
+                      force=args.force, retries=DEFAULT_RETRIES if args.retries is None else args.retries,
+                      progress=not args.no_progress)
     print(summary.describe())
     return EXIT_UNITS_FAILED if summary.failed else 0
 
@@ -120,6 +120,7 @@ def _factorize(args: argparse.Namespace) -> int:
     from render.models.registry import load_generator
     from render.prepare import locate_checkpoint
     from render.ranges import parse_selection
+    from render.runner import DEFAULT_OUTPUT_ROOT
 
     try:
         selection = parse_selection(args.layers)
@@ -131,7 +132,7 @@ def _factorize(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise SpecError(f"--layers: {error}") from None
     directions, eigenvalues = factorize_generator(generator, layers)
-    out = args.out or Path("outputs") / "directions" / _model_label(args.model)
+    out = args.out or DEFAULT_OUTPUT_ROOT / "directions" / _model_label(args.model)
     files = save_direction_set(DirectionSet("sefa", layers, directions, eigenvalues), out)
     share = eigenvalues / eigenvalues.sum()
     print(f"{args.model}: {generator.family}, layers {selection} of {generator.num_layers}, "
@@ -144,7 +145,9 @@ def _factorize(args: argparse.Namespace) -> int:
 
 
 def _model_label(reference: str) -> str:
-    return reference.removeprefix("zoo:") if reference.startswith("zoo:") else Path(reference).stem
+    from render.spec import ZOO_PREFIX
+
+    return reference.removeprefix(ZOO_PREFIX) if reference.startswith(ZOO_PREFIX) else Path(reference).stem
 
 
 def _models_list(args: argparse.Namespace) -> int:

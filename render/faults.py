@@ -4,13 +4,14 @@ The pool's retries, worker replacement and resume can only be tested in real
 worker processes, which a test cannot monkeypatch. So the test sets
 SEFA_RENDER_FAULTS to a JSON object, read once per process:
 
-    {"raise": "top_001"}        a unit whose id text contains this always raises
+    {"raise": "top_001"}        a unit whose label contains this always raises
     {"kill": "top_000", "marker_dir": "/tmp/x"}
                                 the worker rendering such a unit kills itself after its first progress
                                 report, once per unit (remembered by a marker file in marker_dir)
     {"delay_s": 0.5}            every unit first sleeps this long (to interrupt a run mid-way)
 
-A unit's "id text" is its path (videos) or rows path (dataset shards).
+A unit is named by its `label`: the video's path, or
+"datasets/<name> (<split> shard <n>)".
 """
 
 from __future__ import annotations
@@ -35,21 +36,17 @@ def _faults() -> dict[str, Any]:
     return json.loads(os.environ.get("SEFA_RENDER_FAULTS") or "{}")
 
 
-def _id_text(unit: Any) -> str:
-    return getattr(unit, "path", None) or unit.rows_path
-
-
 def before_unit(unit: Any) -> None:
     faults = _faults()
     if faults.get("delay_s"):
         time.sleep(float(faults["delay_s"]))
-    if faults.get("raise") and faults["raise"] in _id_text(unit):
-        raise InjectedFault(f"injected failure for {_id_text(unit)}")
+    if faults.get("raise") and faults["raise"] in unit.label:
+        raise InjectedFault(f"injected failure for {unit.label}")
 
 
 def after_progress(unit: Any) -> None:
     faults = _faults()
-    if faults.get("kill") and faults["kill"] in _id_text(unit):
+    if faults.get("kill") and faults["kill"] in unit.label:
         marker = Path(faults["marker_dir"]) / f"killed-{unit.unit_id}"
         if not marker.exists():
             marker.touch()

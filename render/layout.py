@@ -71,10 +71,11 @@ def resize(images: torch.Tensor, size: int) -> torch.Tensor:
 def to_pixels(images: torch.Tensor, size: int | None) -> torch.Tensor:
     """[N, C, H, W] float images in [-1, 1] → contiguous [N, size, size, 3] uint8, on the images' device.
 
-    The same values as `to_uint8`, in fewer passes over the pixels: the
-    arithmetic runs in place on the (fresh) synthesized or resized images, and
-    one copy converts to uint8 and reorders to NHWC at once. Grayscale models
-    are repeated to RGB.
+    round((x + 1)·127.5) with clamping, written as NVIDIA's scripts write it
+    (`x·127.5 + 128`, clamped, truncated), so an unedited image is
+    byte-identical to what `gen_images.py` saves. The arithmetic runs in place
+    on the (fresh) synthesized or resized images, and one copy converts to
+    uint8 and reorders to NHWC at once. Grayscale models are repeated to RGB.
     """
     if size is not None and size != images.shape[-1]:
         images = resize(images, size)

@@ -24,9 +24,10 @@ from render.directions import DirectionSet
 from render.prepare import ResolvedModel
 from render.spec import Job
 
-__all__ = ["VideoUnit", "DatasetShard", "Unit", "plan", "DATASET_SHARD_SEEDS"]
+__all__ = ["VideoUnit", "DatasetShard", "Unit", "plan", "DATASET_SHARD_SEEDS", "WORK_DIR"]
 
 DATASET_SHARD_SEEDS = 16  # seeds per dataset unit: small enough to spread over workers, big enough to batch
+WORK_DIR = ".work"        # in the job folder: the run's own bookkeeping (journal, lock, dataset shard rows)
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,11 @@ class VideoUnit:
     def work(self) -> int:
         """Progress steps: frames."""
         return self.frames
+
+    @property
+    def label(self) -> str:
+        """What the unit makes, for messages."""
+        return self.path
 
 
 @dataclass(frozen=True)
@@ -63,7 +69,12 @@ class DatasetShard:
     @property
     def rows_path(self) -> str:
         """This shard's metadata rows, relative to the job's output folder (merged at the end)."""
-        return f".work/datasets/{self.output}/{self.split}-{self.shard:05d}.jsonl"
+        return f"{WORK_DIR}/datasets/{self.output}/{self.split}-{self.shard:05d}.jsonl"
+
+    @property
+    def label(self) -> str:
+        """What the unit makes, for messages."""
+        return f"datasets/{self.output} ({self.split} shard {self.shard})"
 
 
 Unit = Union[VideoUnit, DatasetShard]

@@ -132,7 +132,7 @@ class _Bookkeeping:
 
 
 def run_units(context: RenderContext, units: list[Unit], slots: list[WorkerSlot], observer: Observer, *,
-              retries: int = 2, in_process: WorkerSlot = IN_PROCESS_CPU,
+              retries: int, in_process: WorkerSlot = IN_PROCESS_CPU,
               preloaded: dict[str, Generator] | None = None) -> PoolResult:
     """Render `units` on the worker slots (none: in this process, as `in_process`); return what finished and failed."""
     book = _Bookkeeping(units, retries)

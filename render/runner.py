@@ -31,7 +31,7 @@ from render.forkserver import start_fork_server
 from render.journal import Journal, file_sizes
 from render.manifest import write_manifest
 from render.models import zoo
-from render.plan import DatasetShard, Unit, VideoUnit, plan
+from render.plan import WORK_DIR, DatasetShard, Unit, VideoUnit, plan
 from render.pool import Failure, run_units
 from render.prepare import Prepared, prepare
 from render.sinks.atomic import PARTIAL_SUFFIX
@@ -42,7 +42,6 @@ __all__ = ["RunSummary", "run_job", "DEFAULT_OUTPUT_ROOT", "DEFAULT_RETRIES"]
 
 DEFAULT_OUTPUT_ROOT = Path("outputs")
 DEFAULT_RETRIES = 2
-WORK_DIR = ".work"  # journal, lock and dataset shard rows: the run's own bookkeeping
 
 
 @dataclass(frozen=True)
@@ -75,6 +74,8 @@ def run_job(job_path: Path, output_root: Path = DEFAULT_OUTPUT_ROOT, *, device: 
     if slots:
         start_fork_server()  # workers' imports overlap with loading and factorizing here
     prepared, generators = prepare(job)  # every input error surfaces here, before anything is written
+    if slots:
+        generators = {}  # workers load their own copies; do not hold one here for the whole run
     output_dir = prepare_output_dir(Path(output_root) / job.name)
     with _locked(output_dir):
         _remove_partials(output_dir)  # left by a run that was killed
@@ -86,7 +87,7 @@ def run_job(job_path: Path, output_root: Path = DEFAULT_OUTPUT_ROOT, *, device: 
         context = RenderContext(job, output_dir, prepared.models, prepared.direction_sets)
         with _RunObserver(journal, output_dir, units, todo, progress) as observer:
             result = run_units(context, todo, slots, observer, retries=retries,
-                               in_process=in_process_slot(device), preloaded=generators if not slots else None)
+                               in_process=in_process_slot(device), preloaded=generators)
         finished.update(result.finished)
         failures = [_describe_failure(unit, result.failed[unit.unit_id]) for unit in todo if unit.unit_id in result.failed]
         artifacts += [finished[u.unit_id]["artifact"] for u in units if isinstance(u, VideoUnit) and u.unit_id in finished]
@@ -132,18 +133,14 @@ class _RunObserver:
     def unit_failed(self, unit: Unit, failure: Failure, will_retry: bool) -> None:
         self.bar.update(-self.steps.pop(unit.unit_id, 0))
         outcome = "retrying" if will_retry else f"giving up after {failure.attempts} attempts"
-        tqdm.write(f"{_unit_text(unit)}: {failure.error} ({outcome})", file=sys.stderr)
+        tqdm.write(f"{unit.label}: {failure.error} ({outcome})", file=sys.stderr)
 
     def _show_units(self) -> None:
         self.bar.set_postfix_str(f"units {self.units_done}/{self.units_total}")
 
 
-def _unit_text(unit: Unit) -> str:
-    return unit.path if isinstance(unit, VideoUnit) else f"datasets/{unit.output} ({unit.split} shard {unit.shard})"
-
-
 def _describe_failure(unit: Unit, failure: Failure) -> dict[str, Any]:
-    return {"unit_id": unit.unit_id, "what": _unit_text(unit), "error": failure.error, "attempts": failure.attempts,
+    return {"unit_id": unit.unit_id, "what": unit.label, "error": failure.error, "attempts": failure.attempts,
             "traceback": failure.traceback}
 
 

@@ -85,35 +85,25 @@ def test_dcgan_refuses_truncation_and_classes():
     assert generator.check_sampling(Sampling()) is None
 
 
-def test_load_names_the_tensor_when_a_tensor_is_missing(tmp_path):
+def drop(name):
+    return lambda state: state.pop(name)
+
+
+def put(name, tensor):
+    return lambda state: state.__setitem__(name, tensor)
+
+
+@pytest.mark.parametrize("change, message", [
+    (drop("main.4.running_var"), r"g.pt: .*missing \['main.4.running_var'\]"),
+    (put("main.4.weight", torch.ones(9)), r"main.4.weight has shape \(9,\), expected \(8,\)"),
+    (put("main.6.weight", torch.ones(5, 4, 4, 4)), "main.6.weight takes 5 channels but the previous layer gives 8"),
+    (put("main.99.weight", torch.ones(1)), r"unexpected \['main.99.weight'\]"),
+], ids=["missing tensor", "wrong shape", "channels do not chain", "unexpected tensor"])
+def test_load_names_the_tensor_when_the_state_dict_does_not_fit(tmp_path, change, message):
     state = dcgan_state_dict()
-    del state["main.4.running_var"]
+    change(state)
     torch.save(state, tmp_path / "g.pt")
-    with pytest.raises(CheckpointError, match=r"g.pt: .*missing \['main.4.running_var'\]"):
-        load_generator(tmp_path / "g.pt")
-
-
-def test_load_names_the_tensor_when_a_shape_does_not_match(tmp_path):
-    state = dcgan_state_dict()
-    state["main.4.weight"] = torch.ones(9)
-    torch.save(state, tmp_path / "g.pt")
-    with pytest.raises(CheckpointError, match=r"main.4.weight has shape \(9,\), expected \(8,\)"):
-        load_generator(tmp_path / "g.pt")
-
-
-def test_load_names_the_layer_when_channels_do_not_chain(tmp_path):
-    state = dcgan_state_dict()
-    state["main.6.weight"] = torch.ones(5, 4, 4, 4)
-    torch.save(state, tmp_path / "g.pt")
-    with pytest.raises(CheckpointError, match="main.6.weight takes 5 channels but the previous layer gives 8"):
-        load_generator(tmp_path / "g.pt")
-
-
-def test_load_reports_unexpected_tensors(tmp_path):
-    state = dcgan_state_dict()
-    state["main.99.weight"] = torch.ones(1)
-    torch.save(state, tmp_path / "g.pt")
-    with pytest.raises(CheckpointError, match=r"unexpected \['main.99.weight'\]"):
+    with pytest.raises(CheckpointError, match=message):
         load_generator(tmp_path / "g.pt")
 
 

@@ -47,6 +47,7 @@ def test_large_datasets_are_split_into_shards(tmp_path):
     assert all(len(s.seeds) <= DATASET_SHARD_SEEDS for s in shards)
     assert [seed for s in shards for seed in s.seeds] == list(range(100))
     assert {s.rows_path for s in shards} == {f".work/datasets/pairs/{s.split}-{s.shard:05d}.jsonl" for s in shards}
+    assert {s.label for s in shards} == {f"datasets/pairs ({s.split} shard {s.shard})" for s in shards}
 
 
 def test_changing_a_video_setting_changes_only_the_video_ids(tmp_path):

@@ -76,7 +76,7 @@ def test_a_failing_unit_is_retried_then_reported_while_the_rest_complete(tmp_pat
 
 
 def test_a_dataset_with_a_failed_shard_does_not_look_finished(tmp_path, monkeypatch):
-    monkeypatch.setenv("SEFA_RENDER_FAULTS", json.dumps({"raise": "test-00000"}))
+    monkeypatch.setenv("SEFA_RENDER_FAULTS", json.dumps({"raise": "(test shard 0)"}))
     render.faults._faults.cache_clear()
     try:
         summary = run_job(write_job(tmp_path), tmp_path / "outputs", workers=0, retries=0, progress=False)

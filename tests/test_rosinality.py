@@ -63,39 +63,20 @@ def test_estimates_w_avg_deterministically_when_latent_avg_is_absent(tmp_path):
     torch.testing.assert_close(render(first, Sampling(0.0)), render(second, Sampling(0.0)), atol=0, rtol=0)
 
 
-def test_names_the_rosinality_tensor_when_one_is_missing(tmp_path):
+@pytest.mark.parametrize("change, message", [
+    (lambda state: state.pop("convs.1.noise.weight"), r"missing tensor g_ema\.convs\.1\.noise\.weight"),
+    (lambda state: state.update({"convs.0.conv.extra": torch.zeros(2)}),
+     r"unexpected tensors .*g_ema\.convs\.0\.conv\.extra"),
+    (lambda state: state.update({"to_rgbs.1.conv.modulation.weight": torch.zeros(5, 8)}),
+     r"g_ema\.to_rgbs\.1\.conv\.modulation\.weight has shape \(5, 8\)"),
+    (lambda state: state.update({"to_rgbs.0.iwt.ll": torch.ones(1, 1, 2, 2)}), "SWAGAN"),
+], ids=["missing tensor", "unexpected tensor", "wrong shape", "SWAGAN wavelets"])
+def test_names_the_rosinality_tensor_when_the_state_dict_does_not_fit(tmp_path, change, message):
     state = rosinality_state_dict()
-    del state["convs.1.noise.weight"]
-    path = tmp_path / "missing.pt"
+    change(state)
+    path = tmp_path / "bad.pt"
     torch.save({"g_ema": state, "latent_avg": torch.zeros(8)}, path)
-    with pytest.raises(CheckpointError, match=r"missing tensor g_ema\.convs\.1\.noise\.weight"):
-        load_generator(path)
-
-
-def test_reports_unexpected_tensors_when_the_state_dict_has_extras(tmp_path):
-    state = rosinality_state_dict()
-    state["convs.0.conv.extra"] = torch.zeros(2)
-    path = tmp_path / "extra.pt"
-    torch.save({"g_ema": state}, path)
-    with pytest.raises(CheckpointError, match=r"unexpected tensors .*g_ema\.convs\.0\.conv\.extra"):
-        load_generator(path)
-
-
-def test_names_shapes_when_a_tensor_does_not_fit(tmp_path):
-    state = rosinality_state_dict()
-    state["to_rgbs.1.conv.modulation.weight"] = torch.zeros(5, 8)
-    path = tmp_path / "misshaped.pt"
-    torch.save({"g_ema": state}, path)
-    with pytest.raises(CheckpointError, match=r"g_ema\.to_rgbs\.1\.conv\.modulation\.weight has shape \(5, 8\)"):
-        load_generator(path)
-
-
-def test_rejects_swagan_when_the_state_dict_has_wavelet_buffers(tmp_path):
-    state = rosinality_state_dict()
-    state["to_rgbs.0.iwt.ll"] = torch.ones(1, 1, 2, 2)
-    path = tmp_path / "swagan.pt"
-    torch.save({"g_ema": state}, path)
-    with pytest.raises(CheckpointError, match="SWAGAN"):
+    with pytest.raises(CheckpointError, match=message):
         load_generator(path)
 
 

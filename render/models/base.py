@@ -27,7 +27,7 @@ from typing import Any, ClassVar, Sequence
 import numpy as np
 import torch
 
-__all__ = ["Generator", "Sampling", "z_from_seeds", "to_uint8"]
+__all__ = ["Generator", "Sampling", "z_from_seeds"]
 
 
 @dataclass(frozen=True)
@@ -51,15 +51,6 @@ def z_from_seeds(seeds: Sequence[int], z_dim: int) -> torch.Tensor:
     """
     z = np.stack([np.random.RandomState(seed).randn(z_dim) for seed in seeds]) if seeds else np.zeros((0, z_dim))
     return torch.from_numpy(z).to(torch.float32)
-
-
-def to_uint8(images: torch.Tensor) -> torch.Tensor:
-    """[N, C, H, W] float in [-1, 1] → [N, H, W, C] uint8, on the images' device.
-
-    round((x + 1)·127.5) with clamping, written as NVIDIA's scripts write it, so
-    an unedited image is byte-identical to what `gen_images.py` saves.
-    """
-    return (images * 127.5 + 128).clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
 
 
 class Generator(torch.nn.Module, abc.ABC):
