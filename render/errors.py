@@ -6,7 +6,7 @@ Anything that is not a `RenderError` is a bug in sefa-render and keeps its
 traceback.
 """
 
-__all__ = ["RenderError", "SpecError", "CheckpointError", "OutputError", "ZooError"]
+__all__ = ["RenderError", "SpecError", "CheckpointError", "OutputError", "OutputLost", "ZooError"]
 
 
 class RenderError(Exception):
@@ -27,7 +27,11 @@ class CheckpointError(RenderError):
 
 
 class OutputError(RenderError):
-    """An output location cannot be written (not a directory, no permission)."""
+    """An output location cannot be written (not a directory, no permission, a link)."""
+
+
+class OutputLost(OutputError):
+    """The job folder was deleted during a run: the run fails (exit code 1), nothing more is written."""
 
 
 class ZooError(RenderError):

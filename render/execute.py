@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import torch
 
+from render import safe_fs
 from render.directions import DirectionSet
 from render.layout import GridLayout, default_cell_size, grid_shape, label_height, label_strip, to_pixels
 from render.models.base import Generator
@@ -119,7 +120,7 @@ def _render_video(context: RenderContext, unit: VideoUnit, generator: Generator,
         for frame in frames:
             writer.write(frame)
 
-    with VideoWriter(context.output_dir / unit.path, layout.width, layout.height, video.fps, video.crf,
+    with VideoWriter(safe_fs.job_path(context.output_dir, unit.path), layout.width, layout.height, video.fps, video.crf,
                      video.preset) as writer, BackgroundWriter() as background:
         for start in range(0, len(alphas), frames_per_batch):
             batch_alphas = alphas[start:start + frames_per_batch]
@@ -166,7 +167,8 @@ def _render_dataset_shard(context: RenderContext, unit: DatasetShard, generator:
 
     def write(pixels: np.ndarray, paths: list[str]) -> None:
         for image, path in zip(pixels, paths):
-            dataset_sink.write_image(context.output_dir / split / path, image, extension, dataset.png_compression)
+            final = safe_fs.job_path(context.output_dir, f"{split}/{path}")
+            dataset_sink.write_image(final, image, extension, dataset.png_compression)
 
     batch = generator.batch_size
     with BackgroundWriter() as background:
@@ -177,7 +179,7 @@ def _render_dataset_shard(context: RenderContext, unit: DatasetShard, generator:
 
     rows = [_row(unit, model, direction_set, dataset, seed, component, alpha)
             for seed in unit.seeds for component in direction_set.components for alpha in dataset.alphas]
-    dataset_sink.write_rows(context.output_dir / unit.rows_path, rows)  # last: the shard is complete once it exists
+    dataset_sink.write_rows(safe_fs.job_path(context.output_dir, unit.rows_path), rows)  # last: the shard is complete once it exists
     return {"files": [*(f"{split}/{name}" for name in names), unit.rows_path], "rows": len(rows)}
 
 

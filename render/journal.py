@@ -22,6 +22,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from render import safe_fs
+
 __all__ = ["Journal", "file_sizes"]
 
 
@@ -37,8 +39,8 @@ class Journal:
 
     def append(self, unit_id: str, files: dict[str, int], result: dict[str, Any]) -> None:
         line = json.dumps({"unit_id": unit_id, "files": files, "result": result}, separators=(",", ":")) + "\n"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a", encoding="utf-8") as journal:
+        path = safe_fs.job_path(self.root, self.path.relative_to(self.root))  # raises OutputLost if the folder went
+        with open(path, "a", encoding="utf-8", opener=safe_fs.no_follow) as journal:  # a planted link is refused
             journal.write(line)
             journal.flush()
             os.fsync(journal.fileno())
@@ -58,10 +60,12 @@ class Journal:
         return finished
 
     def _records(self) -> list[dict[str, Any]]:
-        if not self.path.is_file():
+        try:
+            text = safe_fs.read_text(self.path)
+        except FileNotFoundError:
             return []
         records = []
-        for line in self.path.read_text(encoding="utf-8").splitlines():
+        for line in text.splitlines():
             try:
                 record = json.loads(line)
             except json.JSONDecodeError:
@@ -71,7 +75,4 @@ class Journal:
         return records
 
     def _has_size(self, file: str, size: int) -> bool:
-        try:
-            return (self.root / file).stat().st_size == size
-        except OSError:
-            return False
+        return safe_fs.regular_size(self.root / file) == size  # a link is not a file the run wrote

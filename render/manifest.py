@@ -16,7 +16,7 @@ import imageio_ffmpeg
 import numpy as np
 import torch
 
-from render import __version__
+from render import __version__, safe_fs
 from render.prepare import Prepared, describe_model
 from render.sinks.atomic import write_json
 
@@ -43,6 +43,6 @@ def write_manifest(output_dir: Path, prepared: Prepared, artifacts: list[dict[st
         "failed": failed,  # units that used up their retries: what, error, attempts, traceback
         "run": run,        # rendered / skipped / failed unit counts of the run that wrote this manifest
     }
-    path = output_dir / MANIFEST_NAME
+    path = safe_fs.job_path(output_dir, MANIFEST_NAME)
     write_json(path, manifest)
     return path

@@ -23,6 +23,7 @@ from typing import Any, Iterator
 
 from tqdm import tqdm
 
+from render import safe_fs
 from render.devices import in_process_slot, plan_workers
 from render.directions import save_direction_set
 from render.errors import OutputError
@@ -31,10 +32,11 @@ from render.forkserver import start_fork_server
 from render.journal import Journal, file_sizes
 from render.manifest import write_manifest
 from render.models import zoo
+from render.ownership import claim_folder
 from render.plan import WORK_DIR, DatasetShard, Unit, VideoUnit, plan
 from render.pool import Failure, run_units
 from render.prepare import Prepared, prepare
-from render.sinks.atomic import PARTIAL_SUFFIX
+from render.sinks.atomic import remove_partials
 from render.sinks.dataset import merge_rows
 from render.spec import Job, load_job
 
@@ -76,12 +78,13 @@ def run_job(job_path: Path, output_root: Path = DEFAULT_OUTPUT_ROOT, *, device: 
     prepared, generators = prepare(job)  # every input error surfaces here, before anything is written
     if slots:
         generators = {}  # workers load their own copies; do not hold one here for the whole run
-    output_dir = prepare_output_dir(Path(output_root) / job.name)
+    output_dir = prepare_output_dir(Path(output_root), job.name)
     with _locked(output_dir):
-        _remove_partials(output_dir)  # left by a run that was killed
+        claim_folder(output_dir, job, force)
+        remove_partials(output_dir)  # left by a run that was killed
         artifacts = save_directions(prepared, output_dir)
         units = plan(job, prepared.models, prepared.direction_sets)
-        journal = Journal(output_dir / WORK_DIR / "journal.jsonl", output_dir)
+        journal = Journal(safe_fs.job_path(output_dir, f"{WORK_DIR}/journal.jsonl"), output_dir)
         finished = {} if force else journal.finished()
         todo = [unit for unit in units if unit.unit_id not in finished]
         context = RenderContext(job, output_dir, prepared.models, prepared.direction_sets)
@@ -92,7 +95,8 @@ def run_job(job_path: Path, output_root: Path = DEFAULT_OUTPUT_ROOT, *, device: 
         failures = [_describe_failure(unit, result.failed[unit.unit_id]) for unit in todo if unit.unit_id in result.failed]
         artifacts += [finished[u.unit_id]["artifact"] for u in units if isinstance(u, VideoUnit) and u.unit_id in finished]
         artifacts += finalize_datasets(job, units, output_dir, result.failed)
-        _remove_partials(output_dir)
+        remove_partials(output_dir)
+        artifacts = [a for a in artifacts if (output_dir / a["path"]).exists()]  # deleted during the run: not listed
         run = {"rendered_units": len(result.finished), "skipped_units": len(units) - len(todo),
                "failed_units": len(failures)}
         manifest = write_manifest(output_dir, prepared, artifacts, failures, run)
@@ -111,7 +115,7 @@ class _RunObserver:
         self.units_total, self.units_done = len(units), len(units) - len(todo)
         done_work = sum(unit.work for unit in units) - sum(unit.work for unit in todo)
         self.bar = tqdm(total=sum(unit.work for unit in units), initial=done_work, unit="img",
-                        desc=output_dir.name, disable=not progress)
+                        desc=output_dir.name, disable=not progress or sys.stderr is None)  # None: stderr closed
         self.steps: dict[str, int] = {}  # progress reported per unit, taken back if the unit fails
         self._show_units()
 
@@ -144,14 +148,10 @@ def _describe_failure(unit: Unit, failure: Failure) -> dict[str, Any]:
             "traceback": failure.traceback}
 
 
-def prepare_output_dir(output_dir: Path) -> Path:
-    """Create the job's output folder, or say clearly why it cannot be used."""
-    try:
-        (output_dir / WORK_DIR).mkdir(parents=True, exist_ok=True)
-    except FileExistsError:
-        raise OutputError(f"{output_dir}: cannot create the output folder (a file is in the way)") from None
-    except OSError as error:
-        raise OutputError(f"{output_dir}: cannot create the output folder ({error.strerror})") from None
+def prepare_output_dir(output_root: Path, name: str) -> Path:
+    """Create the job's output folder, or say clearly why it cannot be used (a file or a link in the way)."""
+    output_dir = safe_fs.job_folder(output_root, name)
+    safe_fs.job_path(output_dir, WORK_DIR, folder=True)
     return output_dir
 
 
@@ -159,7 +159,7 @@ def prepare_output_dir(output_dir: Path) -> Path:
 def _locked(output_dir: Path) -> Iterator[None]:
     """Hold an exclusive lock on the job folder for the whole run."""
     try:
-        lock = open(output_dir / WORK_DIR / "lock", "w")
+        lock = open(safe_fs.job_path(output_dir, f"{WORK_DIR}/lock"), "a", opener=safe_fs.no_follow)  # never truncates
     except OSError as error:
         raise OutputError(f"{output_dir}: cannot write to the output folder ({error.strerror})") from None
     with lock:
@@ -170,16 +170,11 @@ def _locked(output_dir: Path) -> Iterator[None]:
         yield
 
 
-def _remove_partials(output_dir: Path) -> None:
-    for partial in output_dir.rglob(f".*{PARTIAL_SUFFIX}"):
-        partial.unlink(missing_ok=True)
-
-
 def save_directions(prepared: Prepared, output_dir: Path) -> list[dict[str, Any]]:
     """Write each direction set under directions/<key>/; return their manifest entries."""
     artifacts = []
     for key, direction_set in prepared.direction_sets.items():
-        files = save_direction_set(direction_set, output_dir / "directions" / key)
+        files = save_direction_set(direction_set, safe_fs.job_path(output_dir, f"directions/{key}", folder=True))
         artifacts.append({"kind": "directions", "path": f"directions/{key}", "files": files,
                           "model": prepared.job.spec.directions[key].model, **direction_set.describe()})
     return artifacts
@@ -195,15 +190,15 @@ def finalize_datasets(job: Job, units: list[Unit], output_dir: Path, failed: dic
     for name, dataset in job.datasets():
         shards = [unit for unit in units if isinstance(unit, DatasetShard) and unit.output == name]
         splits = list(dict.fromkeys(shard.split for shard in shards))
-        root = output_dir / "datasets" / name
+        metadata = {split: safe_fs.job_path(output_dir, f"datasets/{name}/{split}/metadata.jsonl") for split in splits}
         if any(shard.unit_id in failed for shard in shards):
-            for split in splits:
-                (root / split / "metadata.jsonl").unlink(missing_ok=True)
+            for path in metadata.values():
+                path.unlink(missing_ok=True)
             continue
         rows_per_split = {}
         for split in splits:
-            files = [output_dir / shard.rows_path for shard in shards if shard.split == split]
-            rows_per_split[split] = merge_rows(files, root / split / "metadata.jsonl")
+            files = [safe_fs.job_path(output_dir, shard.rows_path) for shard in shards if shard.split == split]
+            rows_per_split[split] = merge_rows(files, metadata[split])
         artifacts.append({"kind": "dataset", "path": f"datasets/{name}", "rows": sum(rows_per_split.values()),
                           "splits": rows_per_split, "image_format": dataset.image_format,
                           "direction_set": dataset.directions, "alphas": list(dataset.alphas)})

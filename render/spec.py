@@ -13,7 +13,10 @@ Rules a reader would otherwise have to discover:
   duplicate keys in the YAML.
 - Scalars are strict: `fps: "30"` is an error, not 30. Our own validators
   (`PlainValidator`) produce the messages, so they read the same everywhere.
-- Paths in a job (checkpoints, direction files) are relative to the job file.
+- Paths in a job (checkpoints, direction files) are relative to the job file
+  (to the current folder for a job read from stdin, `-`).
+- The job's name is `name:`, else the file's stem; either way it must be a
+  valid name, since it names the output folder.
 - `seeds` and `schedule` in an output are either the name of an entry in the
   job's `seeds` / `schedules` sections or an inline value.
 
@@ -38,11 +41,13 @@ from pydantic import WithJsonSchema, field_validator, model_validator
 from render import schedules
 from render.errors import SpecError
 from render.ranges import IndexSelection, parse_seeds, parse_selection
+from render.spec_input import STDIN_PATH, read_spec_text, spec_path
 
 __all__ = ["Job", "JobSpec", "ModelSpec", "DirectionSetSpec", "VideoSpec", "DatasetSpec", "load_job", "job_schema"]
 
 ZOO_PREFIX = "zoo:"
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]*$"
+NAME_RULE = "a name of letters, digits, '_' and '-' that starts with a letter"
 EDIT_PROMPT_FIELDS = ("direction", "index", "alpha")
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 
@@ -67,8 +72,7 @@ def _is_number(value: Any) -> bool:
     return (_is_int(value) or isinstance(value, float)) and abs(value) < float("inf")  # NaN fails too
 
 
-Name = _scalar(str, lambda v: isinstance(v, str) and re.fullmatch(NAME_PATTERN, v) is not None,
-               "a name of letters, digits, '_' and '-' that starts with a letter",
+Name = _scalar(str, lambda v: isinstance(v, str) and re.fullmatch(NAME_PATTERN, v) is not None, NAME_RULE,
                {"type": "string", "pattern": NAME_PATTERN})
 PositiveInt = _scalar(int, lambda v: _is_int(v) and v > 0, "a positive integer", {"type": "integer", "minimum": 1})
 NonNegativeInt = _scalar(int, lambda v: _is_int(v) and v >= 0, "a non-negative integer", {"type": "integer", "minimum": 0})
@@ -330,9 +334,9 @@ def job_schema() -> dict[str, Any]:
 def load_job(path: Path | str, known_zoo: typing.Collection[str] = ()) -> Job:
     """Read, validate and cross-check a job file; raise `SpecError` on the first problem.
 
-    `known_zoo`: names that `zoo:NAME` checkpoints may use.
+    `known_zoo`: names that `zoo:NAME` checkpoints may use. `path` '-' reads standard input.
     """
-    path = Path(path)
+    path = spec_path(path)
     data = _read_yaml(path)
     try:
         spec = JobSpec.model_validate(data)
@@ -340,6 +344,11 @@ def load_job(path: Path | str, known_zoo: typing.Collection[str] = ()) -> Job:
         problems = error.errors()
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise SpecError(f"{path}: {_describe(problems[0], data)}{more}") from None
+    if spec.name is None and path == STDIN_PATH:
+        raise SpecError(f"{path}: a job read from standard input needs `name:` (it names the output folder)")
+    if spec.name is None and not re.fullmatch(NAME_PATTERN, path.stem):
+        raise SpecError(f"{path}: the job is named after its file, and {path.stem!r} is not {NAME_RULE}; "
+                        f"add `name: …` to the spec")
     job = Job(spec, path)
     for field, message in _cross_check(job, known_zoo):
         raise SpecError(f"{path}: {field}: {message}")
@@ -362,12 +371,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SpecError(f"{path}: job file not found") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise SpecError(f"{path}: cannot read job file ({error})") from None
+    text = read_spec_text(path)
     try:
         data = yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.MarkedYAMLError as error:

@@ -4,7 +4,11 @@ Every artifact is written to a hidden temporary file beside its target (same
 folder, so the rename never crosses filesystems) and `os.replace`d into place
 after it was written and closed without error. A crash, a kill or Ctrl-C
 leaves at most a `.*.partial` file, never a truncated file that looks
-finished; the next run ignores and replaces it.
+finished; the next run removes it (`remove_partials`).
+
+The temporary file is created new (`O_EXCL`, never through a link) and a
+final name that is a link is refused rather than replaced: see
+`render/safe_fs.py`.
 """
 
 from __future__ import annotations
@@ -16,14 +20,19 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-__all__ = ["atomic_path", "temporary_path", "write_bytes", "write_text", "write_json", "PARTIAL_SUFFIX"]
+from render import safe_fs
+
+__all__ = ["atomic_path", "temporary_path", "write_bytes", "write_text", "write_json", "remove_partials",
+           "PARTIAL_SUFFIX"]
 
 PARTIAL_SUFFIX = ".partial"
 
 
 def temporary_path(final: Path) -> Path:
-    """A hidden, unique name beside `final`, for writers that rename themselves."""
-    return final.with_name(f".{final.name}.{uuid.uuid4().hex[:8]}{PARTIAL_SUFFIX}")
+    """A new, empty, hidden file with a unique name beside `final`, for writers that rename themselves."""
+    temporary = final.with_name(f".{final.name}.{uuid.uuid4().hex[:8]}{PARTIAL_SUFFIX}")
+    safe_fs.create_new(temporary)
+    return temporary
 
 
 @contextmanager
@@ -38,10 +47,10 @@ def atomic_path(final: Path) -> Iterator[Path]:
     temporary = temporary_path(final)
     try:
         yield temporary
+        safe_fs.replace(temporary, final)
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
-    os.replace(temporary, final)
 
 
 def write_bytes(final: Path, data: bytes) -> None:
@@ -55,3 +64,12 @@ def write_text(final: Path, text: str) -> None:
 
 def write_json(final: Path, value: Any) -> None:
     write_text(final, json.dumps(value, indent=2, sort_keys=False) + "\n")
+
+
+def remove_partials(root: Path) -> None:
+    """Delete the `.*.partial` files that killed runs left under `root`, without following links."""
+    safe_fs.check_directory(root, lost=True)
+    for folder, _, files in os.walk(root):  # os.walk does not descend into linked folders
+        for name in files:
+            if name.startswith(".") and name.endswith(PARTIAL_SUFFIX):
+                Path(folder, name).unlink(missing_ok=True)  # a link is removed itself, never its target

@@ -28,6 +28,7 @@ from typing import Any, Iterable
 import numpy as np
 from PIL import Image
 
+from render import safe_fs
 from render.sinks.atomic import write_bytes, write_text
 
 __all__ = ["alpha_tag", "original_name", "edited_name", "encode_image", "write_image", "write_rows", "merge_rows"]
@@ -74,7 +75,7 @@ def write_rows(path: Path, rows: Iterable[dict[str, Any]]) -> int:
 
 
 def merge_rows(shard_files: Iterable[Path], destination: Path) -> int:
-    """Concatenate shard row files, in the order given, into `destination` atomically."""
-    text = "".join(Path(shard).read_text(encoding="utf-8") for shard in shard_files)
+    """Concatenate shard row files, in the order given, into `destination` atomically; a linked shard file is refused."""
+    text = "".join(safe_fs.read_text(Path(shard)) for shard in shard_files)
     write_text(destination, text)
     return text.count("\n")

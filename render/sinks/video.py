@@ -19,7 +19,6 @@ Encoding choices and why:
 
 from __future__ import annotations
 
-import os
 import subprocess
 import tempfile
 from pathlib import Path
@@ -28,6 +27,7 @@ from types import TracebackType
 import imageio_ffmpeg
 import numpy as np
 
+from render import safe_fs
 from render.errors import OutputError
 from render.sinks.atomic import temporary_path
 
@@ -87,7 +87,11 @@ class VideoWriter:
             if problem:
                 raise OutputError(f"{self.path}: {problem}")
             return
-        os.replace(self._temporary, self.path)
+        try:
+            safe_fs.replace(self._temporary, self.path)
+        except OutputError:
+            self._temporary.unlink(missing_ok=True)
+            raise
 
     def _ffmpeg_error(self) -> str:
         self._stderr.seek(0)
