@@ -57,9 +57,10 @@ def _read_file(path: Path) -> bytes:
         raise SpecError(f"{path}: job file not found") from None
     except OSError as error:
         raise SpecError(f"{path}: cannot read job file ({error.strerror})") from None
+    mode = os.fstat(descriptor).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(descriptor)
+        kind = "a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "a device or socket"
+        raise SpecError(f"{path}: not a regular file ({kind}); to read a job from standard input, pass -")
     with open(descriptor, "rb") as file:
-        mode = os.fstat(descriptor).st_mode
-        if not stat.S_ISREG(mode):
-            kind = "a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "a device or socket"
-            raise SpecError(f"{path}: not a regular file ({kind}); to read a job from standard input, pass -")
         return file.read(MAX_SPEC_BYTES + 1)

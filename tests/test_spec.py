@@ -217,3 +217,19 @@ def test_schema_describes_the_job_for_editors():
 def test_example_jobs_are_valid(job_file):
     job = load_job(job_file, ZOO)
     assert job.videos() or job.datasets()
+
+
+@pytest.mark.parametrize("file_name", ["...yaml", "bad name é.yaml", ".hidden.yaml", "9lives.yaml"])
+def test_a_job_named_after_a_file_whose_stem_is_no_valid_name_is_refused(tmp_path, file_name):
+    job = copy.deepcopy(TINY_JOB)
+    del job["name"]
+    path = write_job(tmp_path, job, name=file_name)
+    with pytest.raises(SpecError, match=r"is not a name of letters.*; add `name: …` to the spec") as error:
+        load_job(path)
+    assert str(error.value).startswith(f"{path}: the job is named after its file")
+
+
+def test_a_valid_file_stem_names_the_job(tmp_path):
+    job = copy.deepcopy(TINY_JOB)
+    del job["name"]
+    assert load_job(write_job(tmp_path, job, name="my-job_2.yaml")).name == "my-job_2"
