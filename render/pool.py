@@ -13,6 +13,10 @@ Scheduling policy
   the same). They load each model they need once and keep it.
 - `workers=[]` runs the same policy in the coordinator's own process
   (`--workers 0`), which tests and debugging use.
+- Stopping: when the coordinator stops early (Ctrl-C, SIGTERM, an error) it
+  interrupts its workers (SIGINT), which abandon their units, their sinks
+  removing unfinished files. A worker whose coordinator died interrupts
+  itself (the lifeline, `render/interrupts.py`).
 
 Coordinator state, owned and mutated only by the coordinator (`_Bookkeeping`):
     queue:     deque[Unit]        units waiting to be handed out, in order
@@ -33,8 +37,11 @@ while it renders and `("finished", unit_id, result)` or
 from __future__ import annotations
 
 import collections
+import contextlib
 import ctypes
 import multiprocessing
+import os
+import signal
 import traceback
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
@@ -46,6 +53,7 @@ from render import faults
 from render.devices import WorkerSlot
 from render.errors import RenderError
 from render.execute import RenderContext, execute_unit
+from render.interrupts import stop_on_signals, watch_lifeline
 from render.models.base import Generator
 from render.models.registry import load_generator
 from render.plan import Unit
@@ -170,10 +178,11 @@ def _run_in_processes(context: RenderContext, book: _Bookkeeping, observer: Obse
     in_flight: dict[int, Unit] = {}
     idle: set[int] = set()
     deaths_while_idle = 0
+    lifeline, lifeline_held = spawn.Pipe(duplex=False)  # we hold the write end until the workers are gone
 
     def start(index: int) -> None:
         ours, theirs = spawn.Pipe()
-        process = spawn.Process(target=_worker_main, args=(slots[index], context, theirs), daemon=True,
+        process = spawn.Process(target=_worker_main, args=(slots[index], context, theirs, lifeline), daemon=True,
                                 name=f"sefa-render-worker-{index}")
         process.start()
         theirs.close()
@@ -235,12 +244,23 @@ def _run_in_processes(context: RenderContext, book: _Bookkeeping, observer: Obse
                         pass  # its sentinel reports the death
                 elif ready in sentinels and sentinels[ready] in workers:
                     replace_dead(sentinels[ready])
+    except BaseException:
+        _interrupt(workers)  # Ctrl-C, SIGTERM or an error here: workers abandon their units
+        raise
     finally:
         _stop(workers)
+        lifeline_held.close()
+        lifeline.close()
+
+
+def _interrupt(workers: dict[int, tuple[multiprocessing.process.BaseProcess, Connection]]) -> None:
+    for process, _ in workers.values():
+        with contextlib.suppress(ProcessLookupError, TypeError):  # TypeError: not started (pid None)
+            os.kill(process.pid, signal.SIGINT)
 
 
 def _stop(workers: dict[int, tuple[multiprocessing.process.BaseProcess, Connection]]) -> None:
-    """Ask every worker to stop; terminate those that do not within the timeout."""
+    """Ask every worker to stop; kill those that do not within the timeout (an interrupted one ignores signals)."""
     for _, connection in workers.values():
         try:
             connection.send(None)
@@ -249,7 +269,7 @@ def _stop(workers: dict[int, tuple[multiprocessing.process.BaseProcess, Connecti
     for process, connection in workers.values():
         process.join(WORKER_STOP_TIMEOUT_S)
         if process.is_alive():
-            process.terminate()
+            process.kill()
             process.join()
         connection.close()
 
@@ -272,9 +292,11 @@ def keep_freed_memory() -> None:
     libc.mallopt(m_trim_threshold, 1 << 30)
 
 
-def _worker_main(slot: WorkerSlot, context: RenderContext, connection: Connection) -> None:
+def _worker_main(slot: WorkerSlot, context: RenderContext, connection: Connection, lifeline: Connection) -> None:
     """A worker process: render the units the coordinator sends until told to stop."""
     try:
+        stop_on_signals()
+        watch_lifeline(lifeline)
         keep_freed_memory()
         torch.set_num_threads(slot.threads)
         generators = GeneratorCache(context, slot.device)

@@ -56,8 +56,13 @@ class VideoWriter:
             "-f", "mp4", str(self._temporary),
         ]
         # A session of its own: Ctrl-C reaches only us, and we stop ffmpeg in __exit__.
-        self._process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                         stderr=self._stderr, start_new_session=True)
+        try:
+            self._process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                             stderr=self._stderr, start_new_session=True)
+        except BaseException:
+            self._stderr.close()
+            self._temporary.unlink(missing_ok=True)
+            raise
         return self
 
     def write(self, frame: np.ndarray) -> None:
@@ -71,27 +76,24 @@ class VideoWriter:
         self.frames += 1
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        if exc_type is None:
-            self._process.stdin.close()  # end of input: ffmpeg finishes the file
-        else:
-            self._process.kill()
-        returncode = self._process.wait()
-        problem = None
-        if exc_type is None and returncode != 0:
-            problem = f"ffmpeg failed (exit {returncode}): {self._ffmpeg_error()}"
-        elif exc_type is None and self.frames == 0:
-            problem = "no frames were written"
-        self._stderr.close()
-        if exc_type is not None or problem:
-            self._temporary.unlink(missing_ok=True)
-            if problem:
-                raise OutputError(f"{self.path}: {problem}")
-            return
         try:
-            safe_fs.replace(self._temporary, self.path)
-        except OutputError:
-            self._temporary.unlink(missing_ok=True)
-            raise
+            if exc_type is None:
+                self._commit()
+        finally:  # also when a signal interrupts the commit: no ffmpeg left running, no temporary file left
+            if self._process.poll() is None:
+                self._process.kill()
+                self._process.wait()
+            self._stderr.close()
+            self._temporary.unlink(missing_ok=True)  # already renamed after a commit
+
+    def _commit(self) -> None:
+        self._process.stdin.close()  # end of input: ffmpeg finishes the file
+        returncode = self._process.wait()
+        if returncode != 0:
+            raise OutputError(f"{self.path}: ffmpeg failed (exit {returncode}): {self._ffmpeg_error()}")
+        if self.frames == 0:
+            raise OutputError(f"{self.path}: no frames were written")
+        safe_fs.replace(self._temporary, self.path)
 
     def _ffmpeg_error(self) -> str:
         self._stderr.seek(0)
