@@ -15,11 +15,12 @@ import argparse
 import json
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Sequence
 
 from render import __version__
-from render.errors import OutputLost, RenderError, SpecError
+from render.errors import OutputLost, RenderError, RenderWarning, SpecError
 from render.forkserver import start_fork_server
 from render.interrupts import Terminated, sigterm_as_interrupt
 
@@ -35,6 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _fill_closed_standard_streams()
     parser = _parser()
     args = parser.parse_args(argv)
+    warnings.formatwarning = _one_line_warning
     try:
         return args.command(args)
     except OutputLost as error:
@@ -47,6 +49,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         stopped = "terminated" if isinstance(interrupt, Terminated) else "interrupted"
         _error(f"sefa-render: {stopped}; finished files are kept, unfinished ones were removed")
         return EXIT_TERMINATED if isinstance(interrupt, Terminated) else EXIT_INTERRUPTED
+
+
+_default_format_warning = warnings.formatwarning
+
+
+def _one_line_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                      line: str | None = None) -> str:
+    """Our own warnings are one line, like our errors; others keep Python's format (where they came from)."""
+    if issubclass(category, RenderWarning):
+        return f"sefa-render: warning: {message}\n"
+    return _default_format_warning(message, category, filename, lineno, line)
 
 
 def _fill_closed_standard_streams() -> None:
@@ -153,6 +166,8 @@ def _factorize(args: argparse.Namespace) -> int:
     import numpy as np
 
     from render.directions import DirectionSet, factorize_generator, save_direction_set
+    from render.errors import CheckpointError
+    from render.factorize import NothingToFactorize
     from render.models.registry import load_generator
     from render.prepare import locate_checkpoint
     from render.ranges import parse_selection
@@ -167,7 +182,10 @@ def _factorize(args: argparse.Namespace) -> int:
         layers = selection.resolve(generator.num_layers, "layer")
     except ValueError as error:
         raise SpecError(f"--layers: {error}") from None
-    directions, eigenvalues = factorize_generator(generator, layers)
+    try:
+        directions, eigenvalues = factorize_generator(generator, layers)
+    except NothingToFactorize as error:
+        raise CheckpointError(f"{args.model}: layers {selection}: {error}") from None
     out = args.out or DEFAULT_OUTPUT_ROOT / "directions" / _model_label(args.model)
     files = save_direction_set(DirectionSet("sefa", layers, directions, eigenvalues), out)
     share = eigenvalues / eigenvalues.sum()

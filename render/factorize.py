@@ -31,7 +31,11 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["Factorization", "sefa", "fix_signs"]
+__all__ = ["Factorization", "NothingToFactorize", "sefa", "fix_signs"]
+
+
+class NothingToFactorize(ValueError):
+    """The weights hold no direction: all zero, or not finite."""
 
 
 @dataclass(frozen=True)
@@ -61,10 +65,12 @@ def sefa(weights: Sequence[np.ndarray]) -> Factorization:
     if not weights:
         raise ValueError("sefa() needs at least one weight matrix")
     stacked = np.concatenate([np.asarray(w, dtype=np.float64) for w in weights], axis=0)  # [Σ out, latent_dim]
+    if not np.isfinite(stacked).all():
+        raise NothingToFactorize("the weights SeFa reads contain NaN or infinite values")
     norms = np.linalg.norm(stacked, axis=1, keepdims=True)
     # An all-zero row (e.g. a dead unit) has no direction to normalise; it adds nothing to AᵀA.
     stacked = stacked[norms[:, 0] > 0] / norms[norms[:, 0] > 0]
     if len(stacked) == 0:
-        raise ValueError("sefa() got only all-zero weights")
+        raise NothingToFactorize("the weights SeFa reads are all zero: there is no direction to find")
     _, singular_values, right_vectors = np.linalg.svd(stacked, full_matrices=False)
     return Factorization(directions=fix_signs(right_vectors), eigenvalues=singular_values**2)

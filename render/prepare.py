@@ -13,8 +13,11 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from render.directions import DirectionSet, cached_factorization, read_direction_file, resolve_components
+from render import cache
+from render.directions import (DirectionSet, cached_factorization, factorize_generator, read_direction_file,
+                               resolve_components)
 from render.errors import CheckpointError, SpecError
+from render.factorize import NothingToFactorize
 from render.models import zoo
 from render.models.base import Generator, Sampling
 from render.models.checkpoint import sha256_file
@@ -93,7 +96,7 @@ def prepare(job: Job) -> tuple[Prepared, dict[str, Generator]]:
         if set_spec.method == "sefa":
             memo = (models[set_spec.model].sha256, layers)
             if memo not in factorized:
-                factorized[memo] = cached_factorization(generator, memo[0], layers, zoo.cache_dir())
+                factorized[memo] = _sefa(generator, memo[0], layers, f"{field}.layers")
             directions, eigenvalues, source = factorized[memo]
         else:
             assert set_spec.file is not None
@@ -112,6 +115,17 @@ def prepare(job: Job) -> tuple[Prepared, dict[str, Generator]]:
         direction_sets[key] = DirectionSet(set_spec.method, layers, directions, eigenvalues, components,
                                            dict(set_spec.names), source)
     return Prepared(job, models, direction_sets), generators
+
+
+def _sefa(generator: Generator, checkpoint_sha256: str, layers: tuple[int, ...], field: str) -> tuple:
+    """(directions, eigenvalues, source): from the cache where it can be used, else computed."""
+    cache_root = cache.usable(zoo.cache_dir())
+    try:
+        if cache_root is None:
+            return (*factorize_generator(generator, layers), "computed")
+        return cached_factorization(generator, checkpoint_sha256, layers, cache_root)
+    except NothingToFactorize as error:
+        raise CheckpointError(f"{field}: {error}") from None
 
 
 def describe_model(model: ResolvedModel) -> dict[str, object]:

@@ -36,7 +36,12 @@ from pathlib import Path, PurePosixPath
 from render.errors import OutputError, OutputLost
 
 __all__ = ["job_folder", "job_path", "check_directory", "no_follow", "create_new", "replace", "read_text",
-           "regular_size"]
+           "regular_size", "reason"]
+
+
+def reason(error: OSError) -> str:
+    """Why a folder cannot be made or used, in words ('File exists' would say little)."""
+    return "a file is in the way" if isinstance(error, (FileExistsError, NotADirectoryError)) else str(error.strerror)
 
 
 def _refuse_link(path: Path | str) -> OutputError:
@@ -65,10 +70,8 @@ def job_folder(output_root: Path, name: str) -> Path:
     folder = Path(output_root) / name
     try:
         Path(output_root).mkdir(parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError):
-        raise OutputError(f"{folder}: cannot create the output folder (a file is in the way)") from None
     except OSError as error:
-        raise OutputError(f"{folder}: cannot create the output folder ({error.strerror})") from None
+        raise OutputError(f"{folder}: cannot create the output folder ({reason(error)})") from None
     try:
         folder.mkdir()
     except FileExistsError:

@@ -3,12 +3,15 @@
 import copy
 import json
 import os
+import shutil
 
 import pytest
 
 from jobs import TINY_JOB, write_job
 from render import safe_fs
+from render.cli import main
 from render.errors import OutputError, OutputLost
+from render.journal import Journal
 from render.runner import run_job
 from render.sinks.atomic import atomic_path, write_text
 
@@ -129,3 +132,33 @@ def test_regular_size_ignores_links(tmp_path, precious):
     assert safe_fs.regular_size(tmp_path / "missing") is None
     os.mkfifo(tmp_path / "fifo")
     assert safe_fs.regular_size(tmp_path / "fifo") is None
+
+
+def test_a_job_folder_deleted_during_the_run_fails_the_run_with_one_line(tmp_path, monkeypatch, capsys):
+    journal_append = Journal.append
+
+    def append_then_delete_the_folder(self, *args):
+        journal_append(self, *args)
+        shutil.rmtree(self.root)
+
+    monkeypatch.setattr(Journal, "append", append_then_delete_the_folder)
+    assert main(["run", str(write_job(tmp_path)), "--workers", "0", "--no-progress", "--retries", "0"]) == 1
+    job_folder = tmp_path / "outputs" / "tiny"
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "sefa-render: error: outputs/tiny: the job folder was deleted during the run; rerun the job to render it again")
+    assert not job_folder.exists()  # not recreated by the units after the deletion
+
+
+def test_the_manifest_lists_only_files_that_exist(tmp_path, monkeypatch):
+    journal_append = Journal.append
+
+    def append_then_delete_videos(self, unit_id, files, result):
+        journal_append(self, unit_id, files, result)
+        for file in files:
+            if file.endswith(".mp4"):
+                (self.root / file).unlink()
+
+    monkeypatch.setattr(Journal, "append", append_then_delete_videos)
+    summary = run(tmp_path)
+    assert summary.rendered == 1
+    assert [a["kind"] for a in json.loads(summary.manifest.read_text())["artifacts"]] == ["directions"]

