@@ -31,7 +31,7 @@ STALE_PARTIAL_S = 3600.0
 
 @functools.lru_cache(maxsize=None)
 def usable(root: Path) -> Path | None:
-    """`root`, created and writable, with stale partial files removed; None (after one warning) when it cannot be used."""
+    """`root`, created, writable and rid of stale partial files; None (after one warning) when it cannot be used."""
     try:
         root.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=root):

@@ -46,9 +46,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         _error(f"sefa-render: error: {error}")
         return EXIT_BAD_INPUT
     except KeyboardInterrupt as interrupt:
-        stopped = "terminated" if isinstance(interrupt, Terminated) else "interrupted"
-        _error(f"sefa-render: {stopped}; finished files are kept, unfinished ones were removed")
-        return EXIT_TERMINATED if isinstance(interrupt, Terminated) else EXIT_INTERRUPTED
+        terminated = isinstance(interrupt, Terminated)  # SIGTERM
+        _error(f"sefa-render: {'terminated' if terminated else 'interrupted'}; finished files are kept, "
+               f"unfinished ones were removed")
+        return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
 
 
 _default_format_warning = warnings.formatwarning
@@ -93,18 +94,19 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     run = commands.add_parser("run", help="render a job's videos and datasets")
-    run.add_argument("job", type=Path, help="job spec (YAML)")
+    run.add_argument("job", type=Path, help="job spec (YAML), or - for standard input")
     run.add_argument("--output-root", type=Path, help="outputs go to OUTPUT_ROOT/<job name> (default outputs)")
     run.add_argument("--workers", type=int, help="worker processes (default: one per GPU, or per CPU core; "
                                                   "0 renders in this process)")
     run.add_argument("--device", default="auto", help="auto (default), cpu, cuda, or cuda:0,2")
-    run.add_argument("--force", action="store_true", help="render everything again, even units a previous run finished")
+    run.add_argument("--force", action="store_true", help="render everything again, even units a previous run finished "
+                                                          "(also into a folder another spec file wrote)")
     run.add_argument("--retries", type=int, help="extra attempts for a failing unit (default 2)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.set_defaults(command=_run)
 
     validate = commands.add_parser("validate", help="check a job spec without rendering")
-    validate.add_argument("job", type=Path)
+    validate.add_argument("job", type=Path, help="job spec (YAML), or - for standard input")
     validate.set_defaults(command=_validate)
 
     schema = commands.add_parser("schema", help="print the job spec's JSON Schema (for editors)")
@@ -151,7 +153,7 @@ def _validate(args: argparse.Namespace) -> int:
     job = load_job(args.job, known_zoo=zoo.ZOO)
     videos, datasets = job.videos(), job.datasets()
     _print(f"{args.job}: ok — job '{job.name}': {len(job.spec.models)} model(s), {len(job.spec.directions)} direction "
-          f"set(s), {len(videos)} video output(s), {len(datasets)} dataset output(s)")
+           f"set(s), {len(videos)} video output(s), {len(datasets)} dataset output(s)")
     return 0
 
 
@@ -190,7 +192,7 @@ def _factorize(args: argparse.Namespace) -> int:
     files = save_direction_set(DirectionSet("sefa", layers, directions, eigenvalues), out)
     share = eigenvalues / eigenvalues.sum()
     _print(f"{args.model}: {generator.family}, layers {selection} of {generator.num_layers}, "
-          f"{len(directions)} directions of length {directions.shape[1]}")
+           f"{len(directions)} directions of length {directions.shape[1]}")
     _print(f"{'k':>4}  {'eigenvalue':>12}  {'share':>7}  {'cumulative':>10}")
     for k in range(min(args.top, len(eigenvalues))):
         _print(f"{k:>4}  {eigenvalues[k]:>12.4f}  {share[k]:>7.2%}  {np.cumsum(share)[k]:>10.2%}")

@@ -120,8 +120,8 @@ def _render_video(context: RenderContext, unit: VideoUnit, generator: Generator,
         for frame in frames:
             writer.write(frame)
 
-    with VideoWriter(safe_fs.job_path(context.output_dir, unit.path), layout.width, layout.height, video.fps, video.crf,
-                     video.preset) as writer, BackgroundWriter() as background:
+    with VideoWriter(safe_fs.job_path(context.output_dir, unit.path), layout.width, layout.height, video.fps,
+                     video.crf, video.preset) as writer, BackgroundWriter() as background:
         for start in range(0, len(alphas), frames_per_batch):
             batch_alphas = alphas[start:start + frames_per_batch]
             codes = latents.repeat(len(batch_alphas), 1, 1)  # [b·S, num_layers, latent_dim], frame-major
@@ -179,7 +179,8 @@ def _render_dataset_shard(context: RenderContext, unit: DatasetShard, generator:
 
     rows = [_row(unit, model, direction_set, dataset, seed, component, alpha)
             for seed in unit.seeds for component in direction_set.components for alpha in dataset.alphas]
-    dataset_sink.write_rows(safe_fs.job_path(context.output_dir, unit.rows_path), rows)  # last: the shard is complete once it exists
+    rows_file = safe_fs.job_path(context.output_dir, unit.rows_path)
+    dataset_sink.write_rows(rows_file, rows)  # last: the shard is complete once it exists
     return {"files": [*(f"{split}/{name}" for name in names), unit.rows_path], "rows": len(rows)}
 
 

@@ -29,12 +29,12 @@ from render.sinks.atomic import write_json
 from render.spec import Job
 from render.spec_input import STDIN_PATH
 
-__all__ = ["claim_folder", "spec_source"]
+__all__ = ["claim_folder"]
 
 OWNER_FILE = f"{WORK_DIR}/spec.json"
 
 
-def spec_source(job: Job) -> str:
+def _spec_source(job: Job) -> str:
     """What identifies the spec file: its absolute path, or '<stdin>'."""
     return str(job.path) if job.path == STDIN_PATH else str(job.path.resolve())
 
@@ -42,13 +42,11 @@ def spec_source(job: Job) -> str:
 def claim_folder(output_dir: Path, job: Job, force: bool) -> None:
     """Record `job` as the owner of `output_dir`; refuse a folder another spec file wrote, unless `force`."""
     record = safe_fs.job_path(output_dir, OWNER_FILE)
-    source = spec_source(job)
+    source = _spec_source(job)
     try:
         owner = json.loads(safe_fs.read_text(record)).get("spec_file")
-    except FileNotFoundError:
-        owner = None
-    except (ValueError, AttributeError):
-        owner = None  # a damaged record: claimed again
+    except (FileNotFoundError, ValueError, AttributeError):
+        owner = None  # no record yet, or a damaged one: the folder is claimed
     if owner is not None and owner != source and not force:
         raise OutputError(f"{output_dir}: this folder holds the outputs of the job spec {owner}, not {source}; give "
                           f"this job another `name:` or --output-root, or pass --force to render it here anyway")

@@ -55,7 +55,8 @@ def check_directory(path: Path, *, lost: bool = False) -> None:
         mode = os.lstat(path).st_mode
     except FileNotFoundError:
         if lost:
-            raise OutputLost(f"{path}: the job folder was deleted during the run; rerun the job to render it again") from None
+            raise OutputLost(f"{path}: the job folder was deleted during the run; "
+                             f"rerun the job to render it again") from None
         raise OutputError(f"{path}: folder not found") from None
     if stat.S_ISLNK(mode):
         raise _refuse_link(path)
@@ -77,7 +78,7 @@ def job_folder(output_root: Path, name: str) -> Path:
     except FileExistsError:
         pass  # the folder, or a file or a link in its way: check_directory says which
     except OSError as error:
-        raise OutputError(f"{folder}: cannot create the output folder ({error.strerror})") from None
+        raise OutputError(f"{folder}: cannot create the output folder ({reason(error)})") from None
     check_directory(folder)
     return folder
 
@@ -103,7 +104,7 @@ def job_path(root: Path, relative: str | PurePosixPath, *, folder: bool = False)
             check_directory(root, lost=True)
             raise OutputError(f"{current}: its folder vanished during the run") from None
         except OSError as error:
-            raise OutputError(f"{current}: cannot create the folder ({error.strerror})") from None
+            raise OutputError(f"{current}: cannot create the folder ({reason(error)})") from None
         check_directory(current)
     if folder:
         return current

@@ -34,3 +34,9 @@ def write_job(folder: Path, job: dict[str, Any] | None = None, name: str = "job.
     path = folder / name
     path.write_text(yaml.safe_dump(copy.deepcopy(job if job is not None else TINY_JOB), sort_keys=False))
     return path
+
+
+# One video of one direction, no dataset: the quickest job that still runs every stage of a run.
+VIDEO_JOB: dict[str, Any] = copy.deepcopy(TINY_JOB)
+VIDEO_JOB["directions"]["top"]["components"] = [0]
+VIDEO_JOB["outputs"] = VIDEO_JOB["outputs"][:1]

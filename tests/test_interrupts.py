@@ -17,15 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from jobs import TINY_JOB, write_job
+from jobs import TINY_JOB, VIDEO_JOB, write_job
 
 REPO = Path(__file__).resolve().parents[1]
 
 BIGGER_JOB = copy.deepcopy(TINY_JOB)  # six units: enough to stop half-way
 BIGGER_JOB["directions"]["top"]["components"] = "0-3"
-VIDEO_JOB = copy.deepcopy(TINY_JOB)  # one unit
-VIDEO_JOB["directions"]["top"]["components"] = [0]
-VIDEO_JOB["outputs"] = VIDEO_JOB["outputs"][:1]
 
 
 def environment(token: str, **extra: str) -> dict[str, str]:

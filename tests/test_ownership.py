@@ -5,13 +5,10 @@ import json
 
 import pytest
 
-from jobs import TINY_JOB, write_job
+from jobs import VIDEO_JOB, write_job
 from render.errors import OutputError
 from render.runner import run_job
 
-VIDEO_JOB = copy.deepcopy(TINY_JOB)
-VIDEO_JOB["directions"]["top"]["components"] = [0]
-VIDEO_JOB["outputs"] = VIDEO_JOB["outputs"][:1]
 
 
 def run(spec, root, **options):

@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from jobs import TINY_JOB, write_job
+from jobs import TINY_JOB, VIDEO_JOB, write_job
 from render import safe_fs
 from render.cli import main
 from render.errors import OutputError, OutputLost
@@ -15,10 +15,6 @@ from render.journal import Journal
 from render.runner import run_job
 from render.sinks.atomic import atomic_path, write_text
 
-# One video and no dataset: the fastest job that writes through every sink but the dataset's.
-VIDEO_JOB = copy.deepcopy(TINY_JOB)
-VIDEO_JOB["directions"]["top"]["components"] = [0]
-VIDEO_JOB["outputs"] = VIDEO_JOB["outputs"][:1]
 
 
 @pytest.fixture

