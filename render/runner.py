@@ -4,7 +4,9 @@ render the rest on the worker pool, finalize datasets, write the manifest.
 This is the coordinator's side of a run. It alone writes the journal, the
 directions, the datasets' `metadata.jsonl` files (the shards' rows merged in
 plan order once every shard is done) and `manifest.json`. A lock file keeps a
-second run off the same job folder.
+second run off the same job folder, and `.work/spec.json` a second spec file
+with the same name (`render/ownership.py`). Every path in the folder is built
+by `render/safe_fs.py`, which never follows a link.
 
 Resume: a unit whose id is in the journal and whose files are intact is
 skipped; a changed spec changes the ids of exactly the affected units;

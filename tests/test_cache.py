@@ -7,7 +7,6 @@ import warnings
 import pytest
 import torch
 
-from checkpoints import write_dcgan
 from jobs import write_job
 from render import cache
 from render.cli import main
