@@ -12,11 +12,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from pathlib import Path
 from typing import Sequence
 
 from render import __version__
-from render.errors import RenderError, SpecError
+from render.errors import RenderError, RenderWarning, SpecError
 from render.forkserver import start_fork_server
 
 __all__ = ["main"]
@@ -29,6 +30,7 @@ EXIT_INTERRUPTED = 130
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    warnings.formatwarning = _one_line_warning
     try:
         return args.command(args)
     except RenderError as error:
@@ -37,6 +39,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("sefa-render: interrupted; finished files are kept, unfinished ones were removed", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+_default_format_warning = warnings.formatwarning
+
+
+def _one_line_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                      line: str | None = None) -> str:
+    """Our own warnings are one line, like our errors; others keep Python's format (where they came from)."""
+    if issubclass(category, RenderWarning):
+        return f"sefa-render: warning: {message}\n"
+    return _default_format_warning(message, category, filename, lineno, line)
 
 
 def _parser() -> argparse.ArgumentParser:

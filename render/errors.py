@@ -6,7 +6,7 @@ Anything that is not a `RenderError` is a bug in sefa-render and keeps its
 traceback.
 """
 
-__all__ = ["RenderError", "SpecError", "CheckpointError", "OutputError", "ZooError"]
+__all__ = ["RenderError", "SpecError", "CheckpointError", "OutputError", "ZooError", "RenderWarning"]
 
 
 class RenderError(Exception):
@@ -32,3 +32,8 @@ class OutputError(RenderError):
 
 class ZooError(RenderError):
     """A zoo model cannot be fetched (offline, unknown name, hash mismatch)."""
+
+
+class RenderWarning(UserWarning):
+    """Something was wrong but has been dealt with (a bad cache entry recomputed,
+    unverifiable journal lines rendered again); `cli.py` prints it as one line."""

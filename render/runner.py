@@ -6,8 +6,8 @@ directions, the datasets' `metadata.jsonl` files (the shards' rows merged in
 plan order once every shard is done) and `manifest.json`. A lock file keeps a
 second run off the same job folder.
 
-Resume: a unit whose id is in the journal and whose files are intact is
-skipped; a changed spec changes the ids of exactly the affected units;
+Resume: a unit whose id is in the journal and whose files are intact (size
+and sha256) is skipped; a changed spec changes the ids of exactly the affected units;
 `force` renders everything again.
 """
 
@@ -28,7 +28,7 @@ from render.directions import save_direction_set
 from render.errors import OutputError
 from render.execute import RenderContext
 from render.forkserver import start_fork_server
-from render.journal import Journal, file_sizes
+from render.journal import Journal
 from render.manifest import write_manifest
 from render.models import zoo
 from render.plan import WORK_DIR, DatasetShard, Unit, VideoUnit, plan
@@ -126,7 +126,7 @@ class _RunObserver:
         self.bar.update(steps)
 
     def unit_finished(self, unit: Unit, result: dict[str, Any]) -> None:
-        self.journal.append(unit.unit_id, file_sizes(self.output_dir, result["files"]), result)
+        self.journal.append(unit.unit_id, result["files"], result)
         self.units_done += 1
         self._show_units()
 
