@@ -6,7 +6,7 @@ Anything that is not a `RenderError` is a bug in sefa-render and keeps its
 traceback.
 """
 
-__all__ = ["RenderError", "SpecError", "CheckpointError", "OutputError", "ZooError", "RenderWarning"]
+__all__ = ["RenderError", "SpecError", "CheckpointError", "OutputError", "ZooError", "NonFiniteOutputError", "RenderWarning"]
 
 
 class RenderError(Exception):
@@ -32,6 +32,11 @@ class OutputError(RenderError):
 
 class ZooError(RenderError):
     """A zoo model cannot be fetched (offline, unknown name, hash mismatch)."""
+
+
+class NonFiniteOutputError(RenderError):
+    """The generator produced NaN or infinite pixels (an α too large for a
+    direction, or a broken checkpoint): the unit fails instead of writing black images."""
 
 
 class RenderWarning(UserWarning):

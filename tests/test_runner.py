@@ -1,6 +1,7 @@
 """A whole job on a tiny random DCGAN, read back through the manifest with independent readers."""
 
 import json
+import warnings
 
 import imageio.v3 as iio
 import imageio_ffmpeg
@@ -148,3 +149,27 @@ def test_bf16_renders_close_to_fp32(finished_job, tmp_path):
     fp32_image = iio.imread(summary.output_dir / "datasets/pairs/train" / name).astype(int)
     bf16_image = iio.imread(bf16.output_dir / "datasets/pairs/train" / name).astype(int)
     assert 0 < np.abs(fp32_image - bf16_image).mean() < 4
+
+
+def test_non_finite_generator_output_fails_the_unit_and_writes_no_black_images(tmp_path, monkeypatch):
+    from render.models.dcgan import DCGANGenerator
+    original_edit = DCGANGenerator.edit
+
+    def overflowing_edit(self, latents, direction, alphas, layers):  # what an α far too large does
+        edited = original_edit(self, latents, direction, alphas, layers)
+        edited[alphas.abs() > 1.9] = float("inf")
+        return edited
+
+    monkeypatch.setattr(DCGANGenerator, "edit", overflowing_edit)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # and no overflow warnings on the way
+        summary = run_job(write_job(tmp_path), tmp_path / "outputs", workers=0, retries=0, progress=False)
+    errors = {entry["what"]: entry["error"] for entry in summary.failed}
+    assert errors["videos/clips/top_000_first.mp4"] == (
+        "NonFiniteOutputError: the generator's output is NaN or infinite for seed 0, direction 0 (first), α -2 "
+        "(α too large for this direction, or a broken checkpoint)")
+    assert errors["datasets/pairs (train shard 0)"].startswith(
+        "NonFiniteOutputError: the generator's output is NaN or infinite for datasets/pairs/train/edited/0000000010_000_m3.png")
+    assert len(errors) == 4
+    assert not list((tmp_path / "outputs/tiny/videos").rglob("*.mp4"))
+    assert not list((tmp_path / "outputs/tiny/datasets").rglob("edited/*.png"))

@@ -19,6 +19,7 @@ Encoding choices and why:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import tempfile
@@ -76,6 +77,9 @@ class VideoWriter:
         else:
             self._process.kill()
         returncode = self._process.wait()
+        if exc_type is not None:
+            with contextlib.suppress(OSError):  # frames still buffered for the dead encoder cannot be flushed
+                self._process.stdin.close()
         problem = None
         if exc_type is None and returncode != 0:
             problem = f"ffmpeg failed (exit {returncode}): {self._ffmpeg_error()}"
