@@ -24,7 +24,7 @@ __all__ = ["DirectionSet", "factorize_generator", "cached_factorization", "read_
            "save_direction_set"]
 
 DEFAULT_SEFA_COMPONENTS = 5  # render the top five SeFa directions unless told otherwise
-SEFA_CACHE_VERSION = 2       # bump when what `sefa` returns (normalisation, order, sign rule) or the cache holds changes
+SEFA_CACHE_VERSION = 2       # bump when what `sefa` returns (normalisation, order, sign rule) or an entry holds changes
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,8 @@ Anything that is not a `RenderError` is a bug in sefa-render and keeps its
 traceback.
 """
 
-__all__ = ["RenderError", "SpecError", "CheckpointError", "OutputError", "ZooError", "NonFiniteOutputError", "RenderWarning"]
+__all__ = ["RenderError", "SpecError", "CheckpointError", "OutputError", "ZooError", "NonFiniteOutputError",
+           "RenderWarning"]
 
 
 class RenderError(Exception):

@@ -141,7 +141,7 @@ def _render_video(context: RenderContext, unit: VideoUnit, generator: Generator,
             codes = latents.repeat(len(batch_alphas), 1, 1)  # [b·S, num_layers, latent_dim], frame-major
             per_code = torch.from_numpy(batch_alphas).to(latents).repeat_interleave(count)
             edited = generator.edit(codes, direction, per_code, direction_set.layers)
-            cells = _pixels(generator, edited, cell, model.precision,
+            cells = _pixels(generator, edited, cell, model.precision,  # frame-major: latent i is frame i // count
                             lambda i: f"seed {unit.seeds[i % count]}, {direction_text}, α {batch_alphas[i // count]:+g}")
             cells = cells.reshape(len(batch_alphas), count, cell, cell, 3)
             if originals is not None:

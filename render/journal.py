@@ -85,7 +85,8 @@ class Journal:
             if not all(isinstance(entry, dict) for entry in files.values()):
                 unverifiable += 1  # a line from before content hashes: {file: size}
                 continue
-            if all(owner[file] == unit_id and self._intact(file, entry, verify_content) for file, entry in files.items()):
+            if all(owner[file] == unit_id and self._intact(file, entry, verify_content)
+                   for file, entry in files.items()):
                 finished[unit_id] = record["result"]
         if unverifiable:
             warnings.warn(f"{self.path}: {unverifiable} units were journaled by an earlier sefa-render without content "

@@ -4,7 +4,8 @@ Every artifact is written to a hidden temporary file beside its target (same
 folder, so the rename never crosses filesystems) and `os.replace`d into place
 after it was written and closed without error. A crash, a kill or Ctrl-C
 leaves at most a `.*.partial` file, never a truncated file that looks
-finished; the next run ignores and replaces it.
+finished; the next run ignores and replaces it. A write that fails (disk
+full, file size limit) raises `OutputError` naming the file (`cannot_write`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-__all__ = ["atomic_path", "temporary_path", "write_bytes", "write_text", "write_json", "PARTIAL_SUFFIX"]
+from render.errors import OutputError
+
+__all__ = ["atomic_path", "temporary_path", "cannot_write", "write_bytes", "write_text", "write_json", "PARTIAL_SUFFIX"]
 
 PARTIAL_SUFFIX = ".partial"
 
@@ -44,9 +47,17 @@ def atomic_path(final: Path) -> Iterator[Path]:
     os.replace(temporary, final)
 
 
+def cannot_write(final: Path, error: OSError) -> OutputError:
+    """The one-line error for a file that could not be written: where, and why (disk full, file size limit, …)."""
+    return OutputError(f"{final}: cannot be written ({error.strerror or error})")
+
+
 def write_bytes(final: Path, data: bytes) -> None:
-    with atomic_path(final) as temporary:
-        temporary.write_bytes(data)
+    try:
+        with atomic_path(final) as temporary:
+            temporary.write_bytes(data)
+    except OSError as error:
+        raise cannot_write(final, error) from None
 
 
 def write_text(final: Path, text: str) -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import subprocess
 import tempfile
 from pathlib import Path
@@ -67,8 +68,8 @@ class VideoWriter:
         try:
             self._process.stdin.write(np.ascontiguousarray(frame).data)
         except (BrokenPipeError, OSError):
-            self._process.wait()
-            raise OutputError(f"{self.path}: ffmpeg stopped while encoding: {self._ffmpeg_error()}") from None
+            returncode = self._process.wait()
+            raise OutputError(f"{self.path}: ffmpeg stopped while encoding: {self._ffmpeg_error(returncode)}") from None
         self.frames += 1
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
@@ -82,7 +83,7 @@ class VideoWriter:
                 self._process.stdin.close()
         problem = None
         if exc_type is None and returncode != 0:
-            problem = f"ffmpeg failed (exit {returncode}): {self._ffmpeg_error()}"
+            problem = f"ffmpeg failed (exit {returncode}): {self._ffmpeg_error(returncode)}"
         elif exc_type is None and self.frames == 0:
             problem = "no frames were written"
         self._stderr.close()
@@ -93,7 +94,13 @@ class VideoWriter:
             return
         os.replace(self._temporary, self.path)
 
-    def _ffmpeg_error(self) -> str:
+    def _ffmpeg_error(self, returncode: int) -> str:
+        """Why ffmpeg failed, in one line: the signal that killed it, else its first error line (the cause;
+        later lines are consequences, e.g. 'Nothing was written into output file' after a full disk)."""
+        if returncode < 0:
+            if -returncode == signal.SIGXFSZ:
+                return "ffmpeg was killed by SIGXFSZ: the file size limit (ulimit -f) was reached"
+            return f"ffmpeg was killed by signal {-returncode}"
         self._stderr.seek(0)
         lines = self._stderr.read().decode("utf-8", "replace").strip().splitlines()
-        return lines[-1] if lines else "no message"
+        return lines[0] if lines else "no message"
