@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import tempfile
@@ -103,4 +104,4 @@ class VideoWriter:
             return f"ffmpeg was killed by signal {-returncode}"
         self._stderr.seek(0)
         lines = self._stderr.read().decode("utf-8", "replace").strip().splitlines()
-        return lines[0] if lines else "no message"
+        return re.sub(r"^\[[^]]*\] ", "", lines[0]) if lines else "no message"  # without "[out#0/mp4 @ 0x…] "
