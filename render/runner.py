@@ -7,8 +7,10 @@ plan order once every shard is done) and `manifest.json`. A lock file keeps a
 second run off the same job folder.
 
 Resume: a unit whose id is in the journal and whose files are intact (size
-and sha256) is skipped; a changed spec changes the ids of exactly the affected units;
-`force` renders everything again.
+and sha256) is skipped; a changed spec changes the ids of exactly the
+affected units; `force` renders everything again. Files the coordinator
+cannot write (disk full) are failures like failed units: listed in the
+summary, exit code 1, and the run goes on.
 """
 
 from __future__ import annotations
@@ -224,9 +226,11 @@ def finalize_datasets(job: Job, units: list[Unit], output_dir: Path, failed: dic
         splits = list(dict.fromkeys(shard.split for shard in shards))
         root = output_dir / "datasets" / name
         if not any(shard.unit_id in failed for shard in shards):
-            rows = {split: [output_dir / shard.rows_path for shard in shards if shard.split == split] for split in splits}
+            rows = {split: [output_dir / shard.rows_path for shard in shards if shard.split == split]
+                    for split in splits}
             try:
-                rows_per_split = {split: merge_rows(files, root / split / "metadata.jsonl") for split, files in rows.items()}
+                rows_per_split = {split: merge_rows(files, root / split / "metadata.jsonl")
+                                  for split, files in rows.items()}
             except OutputError as error:
                 failures.append(_unwritten(f"datasets/{name}", error))
             else:
