@@ -7,11 +7,14 @@ human names. Direction `k` always means row `k` of `directions.npy`.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from render import directions_cache
+from render.errors import RenderWarning
 from render.factorize import sefa
 from render.models.base import Generator
 from render.ranges import IndexSelection, format_indices
@@ -21,7 +24,7 @@ __all__ = ["DirectionSet", "factorize_generator", "cached_factorization", "read_
            "save_direction_set"]
 
 DEFAULT_SEFA_COMPONENTS = 5  # render the top five SeFa directions unless told otherwise
-SEFA_CACHE_VERSION = 1       # bump when what `sefa` returns changes (normalisation, order, sign rule)
+SEFA_CACHE_VERSION = 2       # bump when what `sefa` returns (normalisation, order, sign rule) or an entry holds changes
 
 
 @dataclass(frozen=True)
@@ -57,28 +60,35 @@ def cached_factorization(generator: Generator, checkpoint_sha256: str, layers: t
     """SeFa of `generator`'s layers, from the on-disk cache when it holds them: (directions, eigenvalues, source).
 
     The cache key is the checkpoint's content hash, the method and version,
-    and the layers; the file is written atomically, so a reader never sees
-    half of it. A corrupt entry is computed again.
+    and the layers; an entry is verified before use (`directions_cache`). A
+    bad entry is computed again and replaced, with a one-line warning; an
+    entry that cannot be written (disk full) is only a warning too.
     """
     path = cache_root / "directions" / f"{checkpoint_sha256}-sefa{SEFA_CACHE_VERSION}-layers{format_indices(layers)}.npz"
+    record = {"checkpoint_sha256": checkpoint_sha256, "method": "sefa", "layers": list(layers),
+              "version": SEFA_CACHE_VERSION}
     if path.is_file():
         try:
-            with np.load(path, allow_pickle=False) as cached:
-                return cached["directions"], cached["eigenvalues"], "cache"
-        except (ValueError, OSError, KeyError):
-            pass
+            return *directions_cache.load(path, record, generator.latent_dim), "cache"
+        except directions_cache.BadEntry as bad:
+            warnings.warn(f"{path}: cached directions are {bad}; computing them again", RenderWarning, stacklevel=2)
     directions, eigenvalues = factorize_generator(generator, layers)
-    with atomic_path(path) as temporary, open(temporary, "wb") as out:
-        np.savez(out, directions=directions, eigenvalues=eigenvalues)
+    try:
+        directions_cache.store(path, record, directions, eigenvalues)
+    except OSError as error:
+        warnings.warn(f"{path}: cannot cache the directions ({error.strerror or error})", RenderWarning, stacklevel=2)
     return directions, eigenvalues, "computed"
 
 
 def read_direction_file(path: Path, latent_dim: int) -> np.ndarray:
-    """A user's directions, [k, latent_dim] float64; ValueError says what is wrong with the file.
+    """A user's directions as unit rows, [k, latent_dim] float64; ValueError says what is wrong with the file.
 
     Accepts [latent_dim] (one direction, e.g. an InterFaceGAN boundary after
-    squeezing) and [k, latent_dim]. Vectors are used as given, not normalised:
-    their length is part of what α means for them.
+    squeezing) and [k, latent_dim]. Rows are normalised to unit length, as
+    SeFa's are: α is a distance along a unit vector, whatever the file's
+    scale (a row of length 10 would otherwise edit ten times as far). Rows
+    that already have unit length (`sefa-render factorize` output) are kept
+    bit for bit. A zero row has no direction and is an error.
     """
     try:
         array = np.load(path, allow_pickle=False)  # never unpickle: a .npy can carry objects
@@ -91,10 +101,14 @@ def read_direction_file(path: Path, latent_dim: int) -> np.ndarray:
                          f"got {array.dtype} {list(array.shape)}")
     array = array.astype(np.float64)
     if not np.isfinite(array).all():
-        raise ValueError("contains NaN or infinite values")
-    if (np.linalg.norm(array, axis=1) == 0).any():
-        raise ValueError("contains an all-zero direction")
-    return array
+        raise ValueError(f"contains NaN or infinite values (row {int(np.argwhere(~np.isfinite(array))[0, 0])})")
+    largest = np.abs(array).max(axis=1, keepdims=True)  # [k, 1]; dividing by it first keeps norms of 1e308s finite
+    if (largest == 0).any():
+        raise ValueError(f"contains an all-zero direction (row {int(np.argmax(largest[:, 0] == 0))})")
+    unit = array / largest
+    unit /= np.linalg.norm(unit, axis=1, keepdims=True)
+    already_unit = (np.abs(unit - array) <= 1e-12).all(axis=1, keepdims=True)
+    return np.where(already_unit, array, unit)
 
 
 def resolve_components(selection: IndexSelection | None, method: str, count: int) -> tuple[int, ...]:

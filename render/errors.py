@@ -6,7 +6,8 @@ Anything that is not a `RenderError` is a bug in sefa-render and keeps its
 traceback.
 """
 
-__all__ = ["RenderError", "SpecError", "CheckpointError", "OutputError", "OutputLost", "ZooError", "RenderWarning"]
+__all__ = ["RenderError", "SpecError", "CheckpointError", "OutputError", "OutputLost", "WriteFailed", "ZooError",
+           "NonFiniteOutputError", "RenderWarning"]
 
 
 class RenderError(Exception):
@@ -34,8 +35,18 @@ class OutputLost(OutputError):
     """The job folder was deleted during a run: the run fails (exit code 1), nothing more is written."""
 
 
+class WriteFailed(OutputError):
+    """A file could not be written for lack of room (disk full, file size limit): a failure like a
+    failed unit, not bad input; the run goes on and reports it."""
+
+
 class ZooError(RenderError):
     """A zoo model cannot be fetched (offline, unknown name, hash mismatch)."""
+
+
+class NonFiniteOutputError(RenderError):
+    """The generator produced NaN or infinite pixels (an α too large for a
+    direction, or a broken checkpoint): the unit fails instead of writing black images."""
 
 
 class RenderWarning(UserWarning):

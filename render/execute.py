@@ -24,6 +24,7 @@ import torch
 
 from render import safe_fs
 from render.directions import DirectionSet
+from render.errors import NonFiniteOutputError
 from render.layout import GridLayout, default_cell_size, grid_shape, label_height, label_strip, to_pixels
 from render.models.base import Generator
 from render.plan import DatasetShard, Unit, VideoUnit
@@ -71,17 +72,20 @@ def _precision(generator: Generator, precision: str) -> Iterator[None]:
             yield
 
 
-def _pixels(generator: Generator, latents: torch.Tensor, size: int | None, precision: str) -> np.ndarray:
+def _pixels(generator: Generator, latents: torch.Tensor, size: int | None, precision: str,
+            describe: Callable[[int], str]) -> np.ndarray:
     """Latents [N, num_layers, latent_dim] → uint8 images [N, size, size, 3] in host memory.
 
     Synthesizes `generator.batch_size` latents at a time. From a GPU the
     pixels come back through pinned memory, which copies about twice as fast
-    as pageable memory.
+    as pageable memory. Non-finite output raises (naming latent i as
+    `describe(i)`) instead of turning into black pixels.
     """
     chunks = []
     for start in range(0, len(latents), generator.batch_size):
         with _precision(generator, precision):
             images = generator.synthesize(latents[start:start + generator.batch_size])
+        _require_finite(images, lambda index: describe(start + index))
         chunks.append(to_pixels(images, size))
     pixels = torch.cat(chunks) if len(chunks) > 1 else chunks[0]
     if pixels.device.type == "cpu":
@@ -90,6 +94,14 @@ def _pixels(generator: Generator, latents: torch.Tensor, size: int | None, preci
     host.copy_(pixels, non_blocking=True)
     torch.cuda.current_stream(pixels.device).synchronize()
     return host.numpy()
+
+
+def _require_finite(images: torch.Tensor, describe: Callable[[int], str]) -> None:
+    finite = torch.isfinite(images).flatten(1).all(dim=1)  # [N]
+    if not finite.all():
+        first = int(torch.argmin(finite.int()))
+        raise NonFiniteOutputError(f"the generator's output is NaN or infinite for {describe(first)} "
+                                   f"(α too large for this direction, or a broken checkpoint)")
 
 
 def _label_text(direction_set: DirectionSet, component: int, alpha: float) -> str:
@@ -113,7 +125,10 @@ def _render_video(context: RenderContext, unit: VideoUnit, generator: Generator,
     count = len(unit.seeds)
     latents = generator.latents_from_seeds(unit.seeds, model.sampling)  # [S, num_layers, latent_dim]
     direction = torch.from_numpy(direction_set.directions[unit.component]).to(latents)
-    originals = _pixels(generator, latents, cell, model.precision) if video.side_by_side else None
+    direction_text = f"direction {unit.component}" + (f" ({direction_set.names[unit.component]})"
+                                                      if unit.component in direction_set.names else "")
+    originals = (_pixels(generator, latents, cell, model.precision, lambda i: f"seed {unit.seeds[i]}, unedited")
+                 if video.side_by_side else None)
     frames_per_batch = max(1, generator.batch_size // count)
 
     def write(frames: np.ndarray) -> None:
@@ -127,7 +142,9 @@ def _render_video(context: RenderContext, unit: VideoUnit, generator: Generator,
             codes = latents.repeat(len(batch_alphas), 1, 1)  # [b·S, num_layers, latent_dim], frame-major
             per_code = torch.from_numpy(batch_alphas).to(latents).repeat_interleave(count)
             edited = generator.edit(codes, direction, per_code, direction_set.layers)
-            cells = _pixels(generator, edited, cell, model.precision).reshape(len(batch_alphas), count, cell, cell, 3)
+            cells = _pixels(generator, edited, cell, model.precision,  # frame-major: latent i is frame i // count
+                            lambda i: f"seed {unit.seeds[i % count]}, {direction_text}, α {batch_alphas[i // count]:+g}")
+            cells = cells.reshape(len(batch_alphas), count, cell, cell, 3)
             if originals is not None:
                 pairs = np.broadcast_to(originals, cells.shape)
                 cells = np.stack([pairs, cells], axis=2).reshape(len(batch_alphas), 2 * count, cell, cell, 3)
@@ -173,7 +190,8 @@ def _render_dataset_shard(context: RenderContext, unit: DatasetShard, generator:
     batch = generator.batch_size
     with BackgroundWriter() as background:
         for start in range(0, len(all_codes), batch):
-            pixels = _pixels(generator, all_codes[start:start + batch], dataset.image_size, model.precision)
+            pixels = _pixels(generator, all_codes[start:start + batch], dataset.image_size, model.precision,
+                             lambda i: f"{split}/{names[start + i]}")
             background.submit(write, pixels, names[start:start + batch])
             progress(len(pixels))
 

@@ -8,9 +8,11 @@ second run off the same job folder, and `.work/spec.json` a second spec file
 with the same name (`render/ownership.py`). Every path in the folder is built
 by `render/safe_fs.py`, which never follows a link.
 
-Resume: a unit whose id is in the journal and whose files are intact is
-skipped; a changed spec changes the ids of exactly the affected units;
-`force` renders everything again.
+Resume: a unit whose id is in the journal and whose files are intact (size
+and sha256) is skipped; a changed spec changes the ids of exactly the
+affected units; `force` renders everything again. Files the coordinator
+cannot write (disk full) are failures like failed units: listed in the
+summary, exit code 1, and the run goes on.
 """
 
 from __future__ import annotations
@@ -28,17 +30,17 @@ from tqdm import tqdm
 from render import safe_fs
 from render.devices import in_process_slot, plan_workers
 from render.directions import save_direction_set
-from render.errors import OutputError
+from render.errors import OutputError, WriteFailed
 from render.execute import RenderContext
 from render.forkserver import start_fork_server
-from render.journal import Journal, file_sizes
-from render.manifest import write_manifest
+from render.journal import Journal
+from render.manifest import MANIFEST_NAME, write_manifest
 from render.models import zoo
 from render.ownership import claim_folder
 from render.plan import WORK_DIR, DatasetShard, Unit, VideoUnit, plan
 from render.pool import Failure, run_units
 from render.prepare import Prepared, prepare
-from render.sinks.atomic import remove_partials
+from render.sinks.atomic import cannot_write, remove_partials
 from render.sinks.dataset import merge_rows
 from render.spec import Job, load_job
 
@@ -52,7 +54,7 @@ DEFAULT_RETRIES = 2
 class RunSummary:
     job: str
     output_dir: Path
-    manifest: Path
+    manifest: Path | None          # None: it could not be written (the reason is among `failed`)
     rendered: int                  # units rendered in this run
     skipped: int                   # units already finished by an earlier run
     frames: int                    # video frames rendered in this run
@@ -64,8 +66,10 @@ class RunSummary:
         rate = (self.frames + self.images) / self.seconds if self.seconds else 0.0
         lines = [f"{self.job}: rendered {self.rendered} units ({self.frames} video frames, {self.images} dataset images) "
                  f"in {self.seconds:.1f} s ({rate:.1f} frames+images/s); skipped {self.skipped} finished; "
-                 f"failed {len(self.failed)} → {self.manifest}"]
-        lines += [f"  failed {entry['what']}: {entry['error']} ({entry['attempts']} attempts)" for entry in self.failed]
+                 f"failed {len(self.failed)} → {self.manifest or 'no manifest'}"]
+        for entry in self.failed:
+            attempts = f" ({entry['attempts']} attempts)" if entry["attempts"] > 1 else ""
+            lines.append(f"  failed {entry['what']}: {entry['error']}{attempts}")
         return "\n".join(lines)
 
 
@@ -84,7 +88,8 @@ def run_job(job_path: Path, output_root: Path = DEFAULT_OUTPUT_ROOT, *, device: 
     with _locked(output_dir):
         claim_folder(output_dir, job, force)
         remove_partials(output_dir)  # left by a run that was killed
-        artifacts = save_directions(prepared, output_dir)
+        failures: list[dict[str, Any]] = []  # failed units, and files of the coordinator's that could not be written
+        artifacts = save_directions(prepared, output_dir, failures)
         units = plan(job, prepared.models, prepared.direction_sets)
         journal = Journal(safe_fs.job_path(output_dir, f"{WORK_DIR}/journal.jsonl"), output_dir)
         finished = {} if force else journal.finished()
@@ -94,14 +99,20 @@ def run_job(job_path: Path, output_root: Path = DEFAULT_OUTPUT_ROOT, *, device: 
             result = run_units(context, todo, slots, observer, retries=retries,
                                in_process=in_process_slot(device), preloaded=generators)
         finished.update(result.finished)
-        failures = [_describe_failure(unit, result.failed[unit.unit_id]) for unit in todo if unit.unit_id in result.failed]
+        failures += [_describe_failure(unit, result.failed[unit.unit_id]) for unit in todo if unit.unit_id in result.failed]
+        failures += observer.unjournaled
         artifacts += [finished[u.unit_id]["artifact"] for u in units if isinstance(u, VideoUnit) and u.unit_id in finished]
-        artifacts += finalize_datasets(job, units, output_dir, result.failed)
+        artifacts += finalize_datasets(job, units, output_dir, result.failed, failures)
         remove_partials(output_dir)
         artifacts = [a for a in artifacts if (output_dir / a["path"]).exists()]  # deleted during the run: not listed
         run = {"rendered_units": len(result.finished), "skipped_units": len(units) - len(todo),
                "failed_units": len(failures)}
-        manifest = write_manifest(output_dir, prepared, artifacts, failures, run)
+        try:
+            manifest: Path | None = write_manifest(output_dir, prepared, artifacts, failures, run)
+        except WriteFailed as error:  # disk full: say so in the summary; an older manifest would describe other outputs
+            (output_dir / MANIFEST_NAME).unlink(missing_ok=True)
+            manifest = None
+            failures.append(_unwritten(MANIFEST_NAME, error))
     rendered = [unit for unit in todo if unit.unit_id in result.finished]
     return RunSummary(job.name, output_dir, manifest, len(rendered), len(units) - len(todo),
                       frames=sum(u.work for u in rendered if isinstance(u, VideoUnit)),
@@ -119,6 +130,7 @@ class _RunObserver:
         self.bar = tqdm(total=sum(unit.work for unit in units), initial=done_work, unit="img",
                         desc=output_dir.name, disable=not progress or sys.stderr is None)  # None: stderr closed
         self.steps: dict[str, int] = {}  # progress reported per unit, taken back if the unit fails
+        self.unjournaled: list[dict[str, Any]] = []  # finished units the journal could not record (disk full)
         self._show_units()
 
     def __enter__(self) -> "_RunObserver":
@@ -132,7 +144,12 @@ class _RunObserver:
         self.bar.update(steps)
 
     def unit_finished(self, unit: Unit, result: dict[str, Any]) -> None:
-        self.journal.append(unit.unit_id, file_sizes(self.output_dir, result["files"]), result)
+        try:
+            self.journal.append(unit.unit_id, result["files"], result)
+        except OSError as error:  # the unit's files are complete, but only a journaled unit counts as finished
+            self.unjournaled.append(_unwritten(unit.label, cannot_write(self.journal.path, error)))
+            tqdm.write(f"{unit.label}: {self.unjournaled[-1]['error']}; it is rendered again next time",
+                       file=sys.stderr)
         self.units_done += 1
         self._show_units()
 
@@ -148,6 +165,11 @@ class _RunObserver:
 def _describe_failure(unit: Unit, failure: Failure) -> dict[str, Any]:
     return {"unit_id": unit.unit_id, "what": unit.label, "error": failure.error, "attempts": failure.attempts,
             "traceback": failure.traceback}
+
+
+def _unwritten(what: str, error: WriteFailed) -> dict[str, Any]:
+    """A failure entry for a file the coordinator could not write (disk full, file size limit)."""
+    return {"unit_id": None, "what": what, "error": f"{type(error).__name__}: {error}", "attempts": 1, "traceback": ""}
 
 
 def prepare_output_dir(output_root: Path, name: str) -> Path:
@@ -172,36 +194,46 @@ def _locked(output_dir: Path) -> Iterator[None]:
         yield
 
 
-def save_directions(prepared: Prepared, output_dir: Path) -> list[dict[str, Any]]:
-    """Write each direction set under directions/<key>/; return their manifest entries."""
+def save_directions(prepared: Prepared, output_dir: Path, failures: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Write each direction set under directions/<key>/; return their manifest entries (failures: appended)."""
     artifacts = []
     for key, direction_set in prepared.direction_sets.items():
-        files = save_direction_set(direction_set, safe_fs.job_path(output_dir, f"directions/{key}", folder=True))
+        folder = safe_fs.job_path(output_dir, f"directions/{key}", folder=True)
+        try:
+            files = save_direction_set(direction_set, folder)
+        except OSError as error:
+            failures.append(_unwritten(f"directions/{key}", cannot_write(folder, error)))
+            continue
         artifacts.append({"kind": "directions", "path": f"directions/{key}", "files": files,
                           "model": prepared.job.spec.directions[key].model, **direction_set.describe()})
     return artifacts
 
 
-def finalize_datasets(job: Job, units: list[Unit], output_dir: Path, failed: dict[str, Failure]) -> list[dict[str, Any]]:
+def finalize_datasets(job: Job, units: list[Unit], output_dir: Path, failed: dict[str, Failure],
+                      failures: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Merge each complete dataset's shard rows into <split>/metadata.jsonl, in plan order.
 
-    A dataset with a failed shard gets no metadata.jsonl (an earlier one is
-    removed), so it never looks finished.
+    A dataset with a failed shard, or whose metadata cannot be written (appended
+    to `failures`), gets no metadata.jsonl (an earlier one is removed), so it
+    never looks finished.
     """
     artifacts = []
     for name, dataset in job.datasets():
         shards = [unit for unit in units if isinstance(unit, DatasetShard) and unit.output == name]
         splits = list(dict.fromkeys(shard.split for shard in shards))
         metadata = {split: safe_fs.job_path(output_dir, f"datasets/{name}/{split}/metadata.jsonl") for split in splits}
-        if any(shard.unit_id in failed for shard in shards):
-            for path in metadata.values():
-                path.unlink(missing_ok=True)
-            continue
-        rows_per_split = {}
-        for split in splits:
-            files = [safe_fs.job_path(output_dir, shard.rows_path) for shard in shards if shard.split == split]
-            rows_per_split[split] = merge_rows(files, metadata[split])
-        artifacts.append({"kind": "dataset", "path": f"datasets/{name}", "rows": sum(rows_per_split.values()),
-                          "splits": rows_per_split, "image_format": dataset.image_format,
-                          "direction_set": dataset.directions, "alphas": list(dataset.alphas)})
+        if not any(shard.unit_id in failed for shard in shards):
+            rows = {split: [safe_fs.job_path(output_dir, shard.rows_path) for shard in shards if shard.split == split]
+                    for split in splits}
+            try:
+                rows_per_split = {split: merge_rows(files, metadata[split]) for split, files in rows.items()}
+            except WriteFailed as error:
+                failures.append(_unwritten(f"datasets/{name}", error))
+            else:
+                artifacts.append({"kind": "dataset", "path": f"datasets/{name}", "rows": sum(rows_per_split.values()),
+                                  "splits": rows_per_split, "image_format": dataset.image_format,
+                                  "direction_set": dataset.directions, "alphas": list(dataset.alphas)})
+                continue
+        for path in metadata.values():
+            path.unlink(missing_ok=True)
     return artifacts

@@ -1,7 +1,5 @@
 """An unusable cache only costs time: a warning, and the run carries on without it."""
 
-import os
-import time
 import warnings
 
 import pytest
@@ -49,18 +47,6 @@ def test_a_zoo_fetch_without_a_usable_cache_says_so_in_one_line(tmp_path, monkey
     with pytest.raises(ZooError, match=r"^zoo:dcgan-digiface: the model cache /proc/nocache cannot be used .*"
                                        r"set SEFA_RENDER_CACHE to a writable folder"):
         zoo.fetch("dcgan-digiface", download=lambda *args: pytest.fail("nothing may be downloaded"))
-
-
-def test_stale_partial_files_in_the_directions_cache_are_removed(tmp_path):
-    folder = tmp_path / "cache" / "directions"
-    folder.mkdir(parents=True)
-    stale, live = folder / ".a.npz.1234abcd.partial", folder / ".b.npz.5678abcd.partial"
-    stale.write_bytes(b"killed")
-    live.write_bytes(b"being written")
-    old = time.time() - cache.STALE_PARTIAL_S - 60
-    os.utime(stale, (old, old))
-    assert cache.usable(tmp_path / "cache") == tmp_path / "cache"
-    assert not stale.exists() and live.exists()
 
 
 def test_a_generator_whose_weights_are_all_zero_is_one_line(tmp_path, capsys):

@@ -106,3 +106,13 @@ def test_argument_mistakes_exit_2():
     with pytest.raises(SystemExit) as caught:
         main(["run"])
     assert caught.value.code == 2
+
+
+def test_our_warnings_are_one_line_and_others_keep_their_location(tmp_path):
+    import warnings
+
+    from render.errors import RenderWarning
+    main(["validate", str(write_job(tmp_path))])
+    assert warnings.formatwarning(RenderWarning("cache entry recomputed"), RenderWarning, "x.py", 7) == \
+        "sefa-render: warning: cache entry recomputed\n"
+    assert warnings.formatwarning(UserWarning("other"), UserWarning, "x.py", 7, "").startswith("x.py:7: UserWarning")

@@ -143,7 +143,7 @@ def test_ctrl_c_stops_cleanly_and_the_next_run_resumes(tmp_path, reference):
     assert outputs(summary.output_dir) == reference
 
 
-def test_a_second_run_renders_nothing_and_a_changed_spec_only_what_changed(tmp_path):
+def test_a_second_run_renders_nothing_and_a_changed_spec_or_a_damaged_file_only_what_changed(tmp_path):
     job = write_job(tmp_path)
     first = run_job(job, tmp_path / "outputs", workers=0, progress=False)
     assert (first.rendered, first.skipped) == (4, 0)
@@ -162,6 +162,16 @@ def test_a_second_run_renders_nothing_and_a_changed_spec_only_what_changed(tmp_p
     shard_image.write_bytes(shard_image.read_bytes()[:10])  # truncated behind our back
     repaired = run_job(job, tmp_path / "outputs", workers=0, progress=False)
     assert (repaired.rendered, repaired.skipped) == (2, 2)
+
+    intact = outputs(repaired.output_dir)
+    video = tmp_path / "outputs/tiny/videos/clips/top_000_first.mp4"
+    damaged = bytearray(video.read_bytes())
+    damaged[len(damaged) // 3:len(damaged) // 3 + 2000] = bytes(2000)  # same size, other bytes
+    video.write_bytes(bytes(damaged))
+    shard_image.write_bytes(bytes(shard_image.stat().st_size))
+    verified = run_job(job, tmp_path / "outputs", workers=0, progress=False)
+    assert (verified.rendered, verified.skipped) == (2, 2)
+    assert outputs(verified.output_dir) == intact
 
     forced = run_job(job, tmp_path / "outputs", workers=0, force=True, progress=False)
     assert (forced.rendered, forced.skipped) == (4, 0)

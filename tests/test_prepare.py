@@ -1,6 +1,7 @@
 """Preparing a job: direction files, components and names are checked against the loaded model."""
 
 import copy
+import warnings
 
 import numpy as np
 import pytest
@@ -30,13 +31,26 @@ def use_file(name, names=None):
     return change
 
 
-def test_a_direction_file_is_used_as_given_with_all_its_rows(tmp_path):
-    directions = np.random.default_rng(0).normal(size=(3, 6)) * 2
+def test_a_direction_file_gives_all_its_rows_normalised_to_unit_length(tmp_path):
+    directions = np.random.default_rng(0).normal(size=(3, 6)) * [[2], [10], [0.1]]
     np.save(tmp_path / "mine.npy", directions)
     prepared, _ = prepared_with(tmp_path, use_file("mine.npy", {1: "smile"}))
     direction_set = prepared.direction_sets["top"]
-    np.testing.assert_array_equal(direction_set.directions, directions)
+    np.testing.assert_allclose(direction_set.directions, directions / np.linalg.norm(directions, axis=1)[:, None],
+                               rtol=1e-15)
     assert (direction_set.components, direction_set.eigenvalues, direction_set.source) == ((0, 1, 2), None, "file")
+
+
+def test_unit_rows_are_kept_bit_for_bit_and_huge_rows_normalise_without_overflow(tmp_path):
+    unit = np.random.default_rng(1).normal(size=(2, 6))
+    unit /= np.linalg.norm(unit, axis=1)[:, None]
+    np.save(tmp_path / "mine.npy", np.concatenate([unit, np.full((1, 6), 1e308)]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow warnings
+        prepared, _ = prepared_with(tmp_path, use_file("mine.npy"))
+    directions = prepared.direction_sets["top"].directions
+    np.testing.assert_array_equal(directions[:2], unit)
+    np.testing.assert_allclose(directions[2], np.full(6, 6 ** -0.5), rtol=1e-15)
 
 
 def test_a_single_direction_file_is_one_row(tmp_path):
@@ -47,8 +61,9 @@ def test_a_single_direction_file_is_one_row(tmp_path):
 
 @pytest.mark.parametrize("array, message", [
     (np.ones((2, 5)), "expected a numeric array of shape [6] or [k, 6], got float64 [2, 5]"),
-    (np.zeros((1, 6)), "contains an all-zero direction"),
-    (np.full(6, np.nan), "contains NaN or infinite values"),
+    (np.stack([np.ones(6), np.zeros(6)]), "contains an all-zero direction (row 1)"),
+    (np.full(6, np.nan), "contains NaN or infinite values (row 0)"),
+    (np.stack([np.ones(6), np.ones(6), [1, 1, np.inf, 1, 1, 1]]), "contains NaN or infinite values (row 2)"),
     (np.array(["a"] * 6), "expected a numeric array of shape [6] or [k, 6], got <U1 [1, 6]"),
 ])
 def test_a_bad_direction_file_is_refused_with_what_is_wrong(tmp_path, array, message):

@@ -1,6 +1,11 @@
 """A whole job on a tiny random DCGAN, read back through the manifest with independent readers."""
 
+import contextlib
+import errno
 import json
+import os
+import warnings
+from pathlib import Path
 
 import imageio.v3 as iio
 import imageio_ffmpeg
@@ -148,3 +153,100 @@ def test_bf16_renders_close_to_fp32(finished_job, tmp_path):
     fp32_image = iio.imread(summary.output_dir / "datasets/pairs/train" / name).astype(int)
     bf16_image = iio.imread(bf16.output_dir / "datasets/pairs/train" / name).astype(int)
     assert 0 < np.abs(fp32_image - bf16_image).mean() < 4
+
+
+def test_non_finite_generator_output_fails_the_unit_and_writes_no_black_images(tmp_path, monkeypatch):
+    from render.models.dcgan import DCGANGenerator
+    original_edit = DCGANGenerator.edit
+
+    def overflowing_edit(self, latents, direction, alphas, layers):  # what an α far too large does
+        edited = original_edit(self, latents, direction, alphas, layers)
+        edited[alphas.abs() > 1.9] = float("inf")
+        return edited
+
+    monkeypatch.setattr(DCGANGenerator, "edit", overflowing_edit)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # and no overflow warnings on the way
+        summary = run_job(write_job(tmp_path), tmp_path / "outputs", workers=0, retries=0, progress=False)
+    errors = {entry["what"]: entry["error"] for entry in summary.failed}
+    assert errors["videos/clips/top_000_first.mp4"] == (
+        "NonFiniteOutputError: the generator's output is NaN or infinite for seed 0, direction 0 (first), α -2 "
+        "(α too large for this direction, or a broken checkpoint)")
+    assert errors["datasets/pairs (train shard 0)"].startswith(
+        "NonFiniteOutputError: the generator's output is NaN or infinite for datasets/pairs/train/edited/0000000010_000_m3.png")
+    assert len(errors) == 4
+    assert not list((tmp_path / "outputs/tiny/videos").rglob("*.mp4"))
+    assert not list((tmp_path / "outputs/tiny/datasets").rglob("edited/*.png"))
+
+
+@pytest.fixture
+def full_disk(monkeypatch):
+    """Files whose name ends with one of `full_disk` (a set to fill) fail to write with ENOSPC, as on a full disk."""
+    from render.sinks import atomic
+    blocked: set[str] = set()
+    real_atomic_path = atomic.atomic_path
+
+    @contextlib.contextmanager
+    def atomic_path(final):
+        with real_atomic_path(final) as temporary:
+            yield temporary
+            if any(str(final).endswith(name) for name in blocked):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(atomic, "atomic_path", atomic_path)
+    return blocked
+
+
+def test_a_full_disk_fails_the_units_that_cannot_write_and_a_rerun_with_space_resumes(tmp_path, full_disk):
+    full_disk.add(".png")
+    job = write_job(tmp_path)
+    summary = run_job(job, tmp_path / "outputs", workers=0, retries=0, progress=False)
+    folder = tmp_path / "outputs" / "tiny"
+    assert {entry["what"]: entry["error"] for entry in summary.failed} == {
+        "datasets/pairs (train shard 0)":
+            f"WriteFailed: {folder}/datasets/pairs/train/original/0000000010.png: cannot be written (No space left on device)",
+        "datasets/pairs (test shard 0)":
+            f"WriteFailed: {folder}/datasets/pairs/test/original/0000000025.png: cannot be written (No space left on device)",
+    }
+    assert [entry["what"] for entry in manifest_of(summary)["failed"]] == [entry["what"] for entry in summary.failed]
+    assert not list(folder.rglob("*.png")) and not list(folder.rglob("metadata.jsonl"))
+
+    full_disk.clear()
+    resumed = run_job(job, tmp_path / "outputs", workers=0, progress=False)
+    assert (resumed.rendered, resumed.skipped, resumed.failed) == (2, 2, [])
+
+
+def test_what_the_coordinator_cannot_write_is_reported_in_one_line_each_and_exit_code_1(tmp_path, full_disk,
+                                                                                          monkeypatch, capsys):
+    from render.cli import main
+    from render.journal import Journal
+    job = write_job(tmp_path)
+    folder = Path("outputs/tiny")  # the default output root, relative to the working folder
+    folder.mkdir(parents=True)
+    (folder / "manifest.json").write_text("{}")  # a previous run's
+    full_disk.update({"metadata.jsonl", "manifest.json"})
+    real_append = Journal.append
+
+    def append(self, unit_id, files, result):
+        if "top_001" in files[0]:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_append(self, unit_id, files, result)
+
+    monkeypatch.setattr(Journal, "append", append)
+    assert main(["run", str(job), "--workers", "0", "--no-progress"]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].endswith("failed 3 → no manifest")
+    assert out[1:] == [
+        f"  failed videos/clips/top_001.mp4: WriteFailed: {folder}/.work/journal.jsonl: cannot be written "
+        "(No space left on device)",
+        f"  failed datasets/pairs: WriteFailed: {folder}/datasets/pairs/train/metadata.jsonl: cannot be written "
+        "(No space left on device)",
+        f"  failed manifest.json: WriteFailed: {folder}/manifest.json: cannot be written (No space left on device)",
+    ]
+    assert not (folder / "manifest.json").exists()  # the previous run's would describe other outputs
+
+    full_disk.clear()
+    monkeypatch.setattr(Journal, "append", real_append)
+    assert main(["run", str(job), "--workers", "0", "--no-progress"]) == 0
+    assert "rendered 1 units" in capsys.readouterr().out  # the unit whose journal line was lost
+    assert (folder / "manifest.json").is_file() and (folder / "datasets/pairs/train/metadata.jsonl").is_file()

@@ -1,11 +1,19 @@
 """The MP4 sink, read back two independent ways: ffmpeg's frame count and a full decode."""
 
+import os
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
 import imageio_ffmpeg
 import numpy as np
 import pytest
 
 from render.errors import OutputError
 from render.sinks.video import VideoWriter
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def frames_of(count: int, width: int = 64, height: int = 48) -> list[np.ndarray]:
@@ -93,4 +101,21 @@ def test_odd_frame_sizes_are_refused():
 def test_ffmpeg_failure_is_reported_in_one_line(tmp_path):
     with pytest.raises(OutputError, match="ffmpeg (failed|stopped)"):
         write(tmp_path / "v.mp4", frames_of(2), preset="no-such-preset")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_file_size_limit_is_reported_in_one_line_and_leaves_no_file(tmp_path):
+    """`ulimit -f`: ffmpeg dies of SIGXFSZ (Python ignores the signal, so only the encoder dies)."""
+    script = ("import numpy as np; from render.errors import OutputError; from render.sinks.video import VideoWriter\n"
+              "frames = np.random.default_rng(0).integers(0, 256, (30, 128, 128, 3), dtype=np.uint8)\n"
+              "try:\n"
+              "    with VideoWriter('v.mp4', 128, 128, 30, crf=0, preset='ultrafast') as writer:\n"
+              "        [writer.write(frame) for frame in frames]\n"
+              "except OutputError as error:\n"
+              "    print(error)\n")
+    limit = lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (64 << 10, resource.RLIM_INFINITY))  # noqa: E731
+    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, preexec_fn=limit, capture_output=True,
+                            text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert result.stdout.endswith("ffmpeg was killed by SIGXFSZ: the file size limit (ulimit -f) was reached\n")
+    assert result.stdout.count("\n") == 1 and result.stderr == ""
     assert list(tmp_path.iterdir()) == []

@@ -4,7 +4,8 @@ Every artifact is written to a hidden temporary file beside its target (same
 folder, so the rename never crosses filesystems) and `os.replace`d into place
 after it was written and closed without error. A crash, a kill or Ctrl-C
 leaves at most a `.*.partial` file, never a truncated file that looks
-finished; the next run removes it (`remove_partials`).
+finished; the next run removes it (`remove_partials`). A write that fails (disk
+full, file size limit) raises `WriteFailed` naming the file (`cannot_write`).
 
 The temporary file is created new (`O_EXCL`, never through a link) and a
 final name that is a link is refused rather than replaced: see
@@ -21,9 +22,10 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from render import safe_fs
+from render.errors import WriteFailed
 
-__all__ = ["atomic_path", "temporary_path", "write_bytes", "write_text", "write_json", "remove_partials",
-           "PARTIAL_SUFFIX"]
+__all__ = ["atomic_path", "temporary_path", "cannot_write", "write_bytes", "write_text", "write_json",
+           "remove_partials", "PARTIAL_SUFFIX"]
 
 PARTIAL_SUFFIX = ".partial"
 
@@ -53,9 +55,17 @@ def atomic_path(final: Path) -> Iterator[Path]:
         raise
 
 
+def cannot_write(final: Path, error: OSError) -> WriteFailed:
+    """The one-line error for a file that could not be written: where, and why (disk full, file size limit, …)."""
+    return WriteFailed(f"{final}: cannot be written ({error.strerror or error})")
+
+
 def write_bytes(final: Path, data: bytes) -> None:
-    with atomic_path(final) as temporary:
-        temporary.write_bytes(data)
+    try:
+        with atomic_path(final) as temporary:
+            temporary.write_bytes(data)
+    except OSError as error:
+        raise cannot_write(final, error) from None
 
 
 def write_text(final: Path, text: str) -> None:

@@ -19,6 +19,9 @@ Encoding choices and why:
 
 from __future__ import annotations
 
+import contextlib
+import re
+import signal
 import subprocess
 import tempfile
 from pathlib import Path
@@ -71,8 +74,8 @@ class VideoWriter:
         try:
             self._process.stdin.write(np.ascontiguousarray(frame).data)
         except (BrokenPipeError, OSError):
-            self._process.wait()
-            raise OutputError(f"{self.path}: ffmpeg stopped while encoding: {self._ffmpeg_error()}") from None
+            returncode = self._process.wait()
+            raise OutputError(f"{self.path}: ffmpeg stopped while encoding: {self._ffmpeg_error(returncode)}") from None
         self.frames += 1
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
@@ -83,6 +86,8 @@ class VideoWriter:
             if self._process.poll() is None:
                 self._process.kill()
                 self._process.wait()
+            with contextlib.suppress(OSError):  # frames still buffered for a dead encoder cannot be flushed
+                self._process.stdin.close()
             self._stderr.close()
             self._temporary.unlink(missing_ok=True)  # already renamed after a commit
 
@@ -90,12 +95,18 @@ class VideoWriter:
         self._process.stdin.close()  # end of input: ffmpeg finishes the file
         returncode = self._process.wait()
         if returncode != 0:
-            raise OutputError(f"{self.path}: ffmpeg failed (exit {returncode}): {self._ffmpeg_error()}")
+            raise OutputError(f"{self.path}: ffmpeg failed (exit {returncode}): {self._ffmpeg_error(returncode)}")
         if self.frames == 0:
             raise OutputError(f"{self.path}: no frames were written")
         safe_fs.replace(self._temporary, self.path)
 
-    def _ffmpeg_error(self) -> str:
+    def _ffmpeg_error(self, returncode: int) -> str:
+        """Why ffmpeg failed, in one line: the signal that killed it, else its first error line (the cause;
+        later lines are consequences, e.g. 'Nothing was written into output file' after a full disk)."""
+        if returncode < 0:
+            if -returncode == signal.SIGXFSZ:
+                return "ffmpeg was killed by SIGXFSZ: the file size limit (ulimit -f) was reached"
+            return f"ffmpeg was killed by signal {-returncode}"
         self._stderr.seek(0)
         lines = self._stderr.read().decode("utf-8", "replace").strip().splitlines()
-        return lines[-1] if lines else "no message"
+        return re.sub(r"^\[[^]]*\] ", "", lines[0]) if lines else "no message"  # without "[out#0/mp4 @ 0x…] "
