@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from render.directions import DirectionSet
-from render.layout import GridLayout, default_cell_size, grid_shape, label_height, label_strip, to_pixels
+from render.layout import default_cell_size, label_strip, to_pixels, video_layout
 from render.models.base import Generator
 from render.plan import DatasetShard, Unit, VideoUnit
 from render.prepare import ResolvedModel
@@ -104,10 +104,7 @@ def _render_video(context: RenderContext, unit: VideoUnit, generator: Generator,
     model = context.model_for(unit.direction_set)
     alphas = context.job.schedule(video.schedule).alphas()  # [frames]
     cell = video.cell_size or default_cell_size(generator.img_resolution)
-    columns, rows = video.grid or grid_shape(len(unit.seeds))
-    if video.side_by_side:
-        columns *= 2  # each seed takes two cells: original | edited
-    layout = GridLayout(columns, rows, cell, cell, video.gutter, label_height(cell) if video.label else 0)
+    layout = video_layout(video, len(unit.seeds), cell)
 
     count = len(unit.seeds)
     latents = generator.latents_from_seeds(unit.seeds, model.sampling)  # [S, num_layers, latent_dim]
