@@ -33,12 +33,20 @@ from __future__ import annotations
 
 import math
 import os
+from typing import TYPE_CHECKING
 
+from render.errors import SpecError
+from render.layout import default_cell_size, video_layout
 from render.ranges import MAX_SEEDS
+
+if TYPE_CHECKING:
+    from render.directions import DirectionSet
+    from render.models.base import Generator
+    from render.spec import Job
 
 __all__ = ["MAX_SEEDS", "MAX_FRAMES", "MAX_FRAME_PIXELS", "MAX_FRAME_SIDE", "MAX_IMAGE_SIDE", "MAX_SPLIT_IMAGES",
            "MAX_ABS_ALPHA", "MAX_NAME_LENGTH", "MAX_YAML_NODES", "frame_problem", "video_unit_bytes",
-           "dataset_unit_bytes", "available_memory", "format_bytes"]
+           "dataset_unit_bytes", "available_memory", "format_bytes", "check_units_fit"]
 
 MAX_FRAMES = 1_000_000
 H264_MAX_FRAME_MACROBLOCKS = 139_264                                    # level 6.2 MaxFS
@@ -62,16 +70,16 @@ def frame_problem(width: int, height: int) -> str | None:
     return None
 
 
-def video_unit_bytes(batch_size: int, seeds: int, cells: int, cell: int, resolution: int, width: int,
+def video_unit_bytes(batch_size: int, frames: int, seeds: int, cells: int, cell: int, resolution: int, width: int,
                      height: int) -> int:
     """Host memory of one video unit: a batch of frames in flight.
 
-    Per batch, `max(1, batch_size // seeds)` frames: their synthesized images
+    Per batch, `max(1, batch_size // seeds)` of the `frames`: their synthesized images
     (float32), the cells resized (float32, with the intermediate product) and
     converted (uint8), and the composed frames, of which the writer's queue
     holds up to WRITER_QUEUE batches.
     """
-    frames = max(1, batch_size // seeds)
+    frames = min(frames, max(1, batch_size // seeds))
     synthesized = frames * seeds * 3 * resolution ** 2 * 4
     resized = frames * cells * 3 * cell * (cell + resolution) * 4 + frames * cells * cell ** 2 * 3
     composed = frames * width * height * 3 * (1 + WRITER_QUEUE)
@@ -112,3 +120,45 @@ def format_bytes(count: float) -> str:
             break
         count /= 1024
     return f"{count:.1f} {unit}"
+
+
+def check_units_fit(job: Job, generators: dict[str, Generator], direction_sets: dict[str, DirectionSet]) -> None:
+    """Raise `SpecError` for an output whose units cannot run, now that each model's sizes are known.
+
+    Checks the video frame at the real cell size, the images of a dataset
+    split with the real number of directions, and the memory of one unit
+    against what is available (each worker renders one unit at a time).
+    """
+    from render.plan import DATASET_SHARD_SEEDS  # plan depends on spec, which depends on this module
+
+    available = available_memory()
+    for index, output in enumerate(job.spec.outputs):
+        entry = output.video or output.dataset
+        assert entry is not None
+        field = f"{job.path}: outputs[{index}].{'video' if output.video else 'dataset'}"
+        generator = generators[job.spec.directions[entry.directions].model]
+        batch = max(generator.batch_sizes.values())  # the largest, a GPU's: the worker's device is not known yet
+        resolution, seeds = generator.img_resolution, len(job.seeds(entry.seeds))
+        if output.video is not None:
+            cell = entry.cell_size or default_cell_size(resolution)
+            layout = video_layout(entry, seeds, cell)
+            problem = frame_problem(layout.width, layout.height)
+            if problem:
+                raise SpecError(f"{field}: {layout.columns}×{layout.rows} cells of {cell} px: {problem}")
+            cells = seeds * (2 if entry.side_by_side else 1)
+            frames = job.schedule(entry.schedule).frames
+            need = video_unit_bytes(batch, frames, seeds, cells, cell, resolution, layout.width, layout.height)
+            what = f"{seeds} seeds in {cell} px cells, frames of {layout.width}×{layout.height} px"
+        else:
+            directions = len(direction_sets[entry.directions].components)
+            per_seed = 1 + directions * len(entry.alphas)
+            if seeds * per_seed > MAX_SPLIT_IMAGES:
+                raise SpecError(f"{field}.seeds: {seeds:,} seeds × (1 + {directions} directions × {len(entry.alphas)} α) "
+                                f"are {seeds * per_seed:,} images, more than one folder should hold ({MAX_SPLIT_IMAGES:,})")
+            images = min(seeds, DATASET_SHARD_SEEDS) * per_seed
+            latent_bytes = generator.num_layers * generator.latent_dim * 4
+            need = dataset_unit_bytes(batch, images, latent_bytes, resolution, entry.image_size or resolution)
+            what = f"{images:,} images a shard of {DATASET_SHARD_SEEDS} seeds"
+        if available is not None and need > available:
+            raise SpecError(f"{field}: one unit needs about {format_bytes(need)} of memory ({what}), more than the "
+                            f"{format_bytes(available)} available")
