@@ -38,6 +38,7 @@ def test_run_writes_every_artifact_the_job_asks_for(finished_job):
     assert manifest["models"]["gan"]["family"] == "dcgan" and len(manifest["models"]["gan"]["sha256"]) == 64
     assert {"sefa-render", "torch", "ffmpeg"} <= set(manifest["versions"])
     assert summary.frames == 12 and summary.images == 20 * 5
+    assert summary.images == len(list((summary.output_dir / "datasets").rglob("*.png")))  # the images are files
     assert not list(summary.output_dir.rglob("*.partial"))
 
 
