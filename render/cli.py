@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Sequence
 
 from render import __version__
-from render.errors import RenderError, SpecError
+from render.errors import OutputError, RenderError, SpecError
 from render.forkserver import start_fork_server
 
 __all__ = ["main"]
@@ -78,12 +78,14 @@ def _parser() -> argparse.ArgumentParser:
     fetch.set_defaults(command=_models_fetch)
 
     inspect = commands.add_parser("inspect", help="describe a checkpoint (format, sizes, sha256) without running its code")
-    inspect.add_argument("checkpoint", type=Path)
+    inspect.add_argument("checkpoint", help="'zoo:NAME' or a checkpoint path")
     inspect.set_defaults(command=_inspect)
     return parser
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.retries is not None and args.retries < 0:
+        raise SpecError(f"--retries {args.retries}: expected 0 or more extra attempts")
     if args.workers != 0:
         start_fork_server()
     from render.runner import DEFAULT_OUTPUT_ROOT, DEFAULT_RETRIES, run_job
@@ -122,18 +124,27 @@ def _factorize(args: argparse.Namespace) -> int:
     from render.ranges import parse_selection
     from render.runner import DEFAULT_OUTPUT_ROOT
 
+    if args.top < 1:
+        raise SpecError(f"--top {args.top}: expected a positive number of eigenvalues to print")
     try:
         selection = parse_selection(args.layers)
     except ValueError as error:
         raise SpecError(f"--layers: {error}") from None
+    out = args.out or DEFAULT_OUTPUT_ROOT / "directions" / _model_label(args.model)
+    try:
+        out.mkdir(parents=True, exist_ok=True)  # before the work: a bad --out fails fast
+    except OSError as error:
+        raise OutputError(f"--out {out}: cannot create the folder ({error.strerror})") from None
     generator = load_generator(locate_checkpoint(args.model))
     try:
         layers = selection.resolve(generator.num_layers, "layer")
     except ValueError as error:
         raise SpecError(f"--layers: {error}") from None
     directions, eigenvalues = factorize_generator(generator, layers)
-    out = args.out or DEFAULT_OUTPUT_ROOT / "directions" / _model_label(args.model)
-    files = save_direction_set(DirectionSet("sefa", layers, directions, eigenvalues), out)
+    try:
+        files = save_direction_set(DirectionSet("sefa", layers, directions, eigenvalues), out)
+    except OSError as error:
+        raise OutputError(f"--out {out}: cannot write the directions ({error.strerror})") from None
     share = eigenvalues / eigenvalues.sum()
     print(f"{args.model}: {generator.family}, layers {selection} of {generator.num_layers}, "
           f"{len(directions)} directions of length {directions.shape[1]}")
@@ -168,8 +179,9 @@ def _models_fetch(args: argparse.Namespace) -> int:
 
 def _inspect(args: argparse.Namespace) -> int:
     from render.models.registry import describe_checkpoint
+    from render.prepare import locate_checkpoint
 
-    description = describe_checkpoint(args.checkpoint)
+    description = describe_checkpoint(locate_checkpoint(args.checkpoint))
     for key, value in description.items():
         print(f"{key:>15}: {value}")
     return 0

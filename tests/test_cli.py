@@ -106,3 +106,31 @@ def test_argument_mistakes_exit_2():
     with pytest.raises(SystemExit) as caught:
         main(["run"])
     assert caught.value.code == 2
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["factorize", "gan.pt", "--top", "0"], "--top 0: expected a positive number of eigenvalues to print"),
+    (["factorize", "gan.pt", "--top", "-3"], "--top -3: expected a positive number of eigenvalues to print"),
+    (["run", "job.yaml", "--retries", "-1"], "--retries -1: expected 0 or more extra attempts"),
+    (["factorize", "gan.pt", "--out", "a_file"], "--out a_file: cannot create the folder (File exists)"),
+])
+def test_bad_command_line_values_are_one_line_errors(tmp_path, capsys, arguments, message):
+    write_job(tmp_path)
+    (tmp_path / "a_file").write_text("mine")
+    assert main(arguments) == 2
+    assert capsys.readouterr().err == f"sefa-render: error: {message}\n"
+    assert (tmp_path / "a_file").read_text() == "mine" and not (tmp_path / "outputs").exists()
+
+
+def test_factorize_says_where_it_wrote_when_no_out_is_given(tmp_path, capsys):
+    write_dcgan(tmp_path / "gan.pt")
+    assert main(["factorize", "gan.pt", "--top", "1"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == ("wrote outputs/directions/gan/directions.npy, "
+                                                        "outputs/directions/gan/eigenvalues.npy")
+
+
+def test_inspect_takes_zoo_names_as_factorize_does(tmp_path, capsys, monkeypatch):
+    checkpoint = write_dcgan(tmp_path / "gan.pt")
+    monkeypatch.setattr("render.models.zoo.fetch", lambda name: checkpoint if name == "dcgan-digiface" else None)
+    assert main(["inspect", "zoo:dcgan-digiface"]) == 0
+    assert "family: dcgan" in capsys.readouterr().out
