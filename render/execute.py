@@ -200,7 +200,10 @@ def _row(unit: DatasetShard, model: ResolvedModel, direction_set: DirectionSet, 
         "eigenvalue": direction_set.eigenvalue(component),
         "alpha": float(alpha),
         "truncation_psi": model.sampling.truncation_psi,
-        "truncation_cutoff": model.sampling.truncation_cutoff,
-        "class_index": model.sampling.class_index,
+        # Integers in every row whatever the model, so the columns keep one type: no cutoff truncates every
+        # slot (as NVIDIA's None does), and -1 is "no class" (unconditional models).
+        "truncation_cutoff": (model.description["num_layers"] if model.sampling.truncation_cutoff is None
+                              else model.sampling.truncation_cutoff),
+        "class_index": -1 if model.sampling.class_index is None else model.sampling.class_index,
         "precision": model.precision,
     }
