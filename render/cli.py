@@ -53,6 +53,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--force", action="store_true", help="render everything again, even units a previous run finished")
     run.add_argument("--retries", type=int, help="extra attempts for a failing unit (default 2)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.add_argument("--prune", action="store_true", help="first remove the outputs of units the job no longer names "
+                                                          "(only files the journal or manifest lists)")
     run.set_defaults(command=_run)
 
     validate = commands.add_parser("validate", help="check a job spec without rendering")
@@ -92,7 +94,7 @@ def _run(args: argparse.Namespace) -> int:
 
     summary = run_job(args.job, args.output_root or DEFAULT_OUTPUT_ROOT, device=args.device, workers=args.workers,
                       force=args.force, retries=DEFAULT_RETRIES if args.retries is None else args.retries,
-                      progress=not args.no_progress)
+                      progress=not args.no_progress, prune=args.prune)
     print(summary.describe())
     return EXIT_UNITS_FAILED if summary.failed else 0
 
