@@ -24,7 +24,7 @@ comes from what one item costs or from a format's own ceiling:
   the temporary name's prefix and suffix, and a file name has at most 255
   bytes.
 
-Once the models are loaded (`check_unit_memory`, called by `prepare`), the
+Once the models are loaded (`check_units_fit`, called by `prepare`), the
 memory of the largest unit of each output is estimated and compared with the
 memory available.
 """
