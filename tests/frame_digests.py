@@ -7,6 +7,7 @@ the renderer produced, independently of the video encoder.
 from __future__ import annotations
 
 import hashlib
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,9 @@ from render.plan import plan
 from render.pool import GeneratorCache, keep_freed_memory
 from render.prepare import prepare
 from render.spec import load_job
+
+
+WRITE_DELAY_S = 0.002
 
 
 class _FrameDigests:
@@ -43,6 +47,7 @@ class _FrameDigests:
         pass
 
     def write(self, frame: np.ndarray) -> None:
+        time.sleep(WRITE_DELAY_S)  # a writer slower than the renderer, as ffmpeg can be: hand-off races show
         self.add(frame)
         self.frames += 1
 
