@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from render.spec import Job
 
 __all__ = ["MAX_SEEDS", "MAX_FRAMES", "MAX_FRAME_PIXELS", "MAX_FRAME_SIDE", "MAX_IMAGE_SIDE", "MAX_SPLIT_IMAGES",
-           "MAX_ABS_ALPHA", "MAX_NAME_LENGTH", "MAX_YAML_NODES", "frame_problem", "video_unit_bytes",
+           "MAX_ABS_ALPHA", "MAX_NAME_LENGTH", "MAX_YAML_NODES", "MAX_YAML_DEPTH", "frame_problem", "video_unit_bytes",
            "dataset_unit_bytes", "available_memory", "format_bytes", "check_units_fit"]
 
 MAX_FRAMES = 1_000_000
@@ -57,6 +57,7 @@ MAX_SPLIT_IMAGES = 10_000_000
 MAX_ABS_ALPHA = 1000.0
 MAX_NAME_LENGTH = 100
 MAX_YAML_NODES = MAX_SEEDS  # the longest seed list we accept, written out as a YAML list
+MAX_YAML_DEPTH = 50         # a job nests 7 levels (outputs[i].video.schedule.keys[j].alpha); Python's stack ends near 300
 
 WRITER_QUEUE = 2 + 1  # batches waiting for the writer thread (BackgroundWriter's max_pending) and the one it writes
 

@@ -405,10 +405,24 @@ def load_job(path: Path | str, known_zoo: typing.Collection[str] = ()) -> Job:
 
 # --------------------------------------------------------------------------- YAML
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate keys, which PyYAML would silently overwrite, and documents that
+    """SafeLoader that refuses duplicate keys, which PyYAML would silently overwrite, documents that
     expand (through aliases) to more than `limits.MAX_YAML_NODES` values: a few lines of nested aliases
-    ("billion laughs") would otherwise take minutes and gigabytes to construct and validate.
+    ("billion laughs") would otherwise take minutes and gigabytes to construct and validate, and
+    nesting deeper than `limits.MAX_YAML_DEPTH`.
     """
+
+    depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        # PyYAML composes recursively: refuse deep nesting before Python's recursion limit does, with a traceback.
+        self.depth += 1
+        try:
+            if self.depth > limits.MAX_YAML_DEPTH:
+                raise yaml.composer.ComposerError(None, None, f"nested more than {limits.MAX_YAML_DEPTH} levels deep",
+                                                  self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
 
     def construct_document(self, node: yaml.Node) -> Any:
         if _expanded_size(node) > limits.MAX_YAML_NODES:

@@ -231,6 +231,11 @@ def test_a_yaml_alias_bomb_is_refused_quickly(tmp_path, text):
     assert error_for(tmp_path, text=text).startswith("line 1: the document expands to more than 1,000,000 values")
 
 
+def test_deeply_nested_yaml_is_refused_without_a_traceback(tmp_path):
+    text = "seeds: {grid: " + "[" * 20000 + "1" + "]" * 20000 + "}\n"
+    assert error_for(tmp_path, text=text).endswith("nested more than 50 levels deep")
+
+
 def test_a_missing_job_file_is_reported(tmp_path):
     with pytest.raises(SpecError, match="nothing.yaml: job file not found"):
         load_job(tmp_path / "nothing.yaml")
