@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Sequence
 
 from render import __version__
-from render.errors import OutputLost, RenderError, RenderWarning, SpecError
+from render.errors import OutputError, OutputLost, RenderError, RenderWarning, SpecError
 from render.forkserver import start_fork_server
 from render.interrupts import Terminated, sigterm_as_interrupt
 
@@ -103,6 +103,8 @@ def _parser() -> argparse.ArgumentParser:
                                                           "(also into a folder another spec file wrote)")
     run.add_argument("--retries", type=int, help="extra attempts for a failing unit (default 2)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.add_argument("--prune", action="store_true", help="first remove the outputs of units the job no longer names "
+                                                          "(only files the journal or manifest lists)")
     run.set_defaults(command=_run)
 
     validate = commands.add_parser("validate", help="check a job spec without rendering")
@@ -128,12 +130,14 @@ def _parser() -> argparse.ArgumentParser:
     fetch.set_defaults(command=_models_fetch)
 
     inspect = commands.add_parser("inspect", help="describe a checkpoint (format, sizes, sha256) without running its code")
-    inspect.add_argument("checkpoint", type=Path)
+    inspect.add_argument("checkpoint", help="'zoo:NAME' or a checkpoint path")
     inspect.set_defaults(command=_inspect)
     return parser
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.retries is not None and args.retries < 0:
+        raise SpecError(f"--retries {args.retries}: expected 0 or more extra attempts")
     if args.workers != 0:
         start_fork_server()
     from render.runner import DEFAULT_OUTPUT_ROOT, DEFAULT_RETRIES, run_job
@@ -141,7 +145,7 @@ def _run(args: argparse.Namespace) -> int:
     with sigterm_as_interrupt():
         summary = run_job(args.job, args.output_root or DEFAULT_OUTPUT_ROOT, device=args.device, workers=args.workers,
                           force=args.force, retries=DEFAULT_RETRIES if args.retries is None else args.retries,
-                          progress=not args.no_progress)
+                          progress=not args.no_progress, prune=args.prune)
     _print(summary.describe())
     return EXIT_UNITS_FAILED if summary.failed else 0
 
@@ -175,10 +179,17 @@ def _factorize(args: argparse.Namespace) -> int:
     from render.ranges import parse_selection
     from render.runner import DEFAULT_OUTPUT_ROOT
 
+    if args.top < 1:
+        raise SpecError(f"--top {args.top}: expected a positive number of eigenvalues to print")
     try:
         selection = parse_selection(args.layers)
     except ValueError as error:
         raise SpecError(f"--layers: {error}") from None
+    out = args.out or DEFAULT_OUTPUT_ROOT / "directions" / _model_label(args.model)
+    try:
+        out.mkdir(parents=True, exist_ok=True)  # before the work: a bad --out fails fast
+    except OSError as error:
+        raise OutputError(f"--out {out}: cannot create the folder ({error.strerror})") from None
     generator = load_generator(locate_checkpoint(args.model))
     try:
         layers = selection.resolve(generator.num_layers, "layer")
@@ -188,8 +199,10 @@ def _factorize(args: argparse.Namespace) -> int:
         directions, eigenvalues = factorize_generator(generator, layers)
     except NothingToFactorize as error:
         raise CheckpointError(f"{args.model}: layers {selection}: {error}") from None
-    out = args.out or DEFAULT_OUTPUT_ROOT / "directions" / _model_label(args.model)
-    files = save_direction_set(DirectionSet("sefa", layers, directions, eigenvalues), out)
+    try:
+        files = save_direction_set(DirectionSet("sefa", layers, directions, eigenvalues), out)
+    except OSError as error:
+        raise OutputError(f"--out {out}: cannot write the directions ({error.strerror})") from None
     share = eigenvalues / eigenvalues.sum()
     _print(f"{args.model}: {generator.family}, layers {selection} of {generator.num_layers}, "
            f"{len(directions)} directions of length {directions.shape[1]}")
@@ -224,8 +237,9 @@ def _models_fetch(args: argparse.Namespace) -> int:
 
 def _inspect(args: argparse.Namespace) -> int:
     from render.models.registry import describe_checkpoint
+    from render.prepare import locate_checkpoint
 
-    description = describe_checkpoint(args.checkpoint)
+    description = describe_checkpoint(locate_checkpoint(args.checkpoint))
     for key, value in description.items():
         _print(f"{key:>15}: {value}")
     return 0

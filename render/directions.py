@@ -80,6 +80,9 @@ def cached_factorization(generator: Generator, checkpoint_sha256: str, layers: t
     return directions, eigenvalues, "computed"
 
 
+_NPY_MAGIC = b"\x93NUMPY"
+
+
 def read_direction_file(path: Path, latent_dim: int) -> np.ndarray:
     """A user's directions as unit rows, [k, latent_dim] float64; ValueError says what is wrong with the file.
 
@@ -90,6 +93,15 @@ def read_direction_file(path: Path, latent_dim: int) -> np.ndarray:
     that already have unit length (`sefa-render factorize` output) are kept
     bit for bit. A zero row has no direction and is an error.
     """
+    try:
+        with open(path, "rb") as file:
+            magic = file.read(len(_NPY_MAGIC))
+    except OSError as error:
+        raise ValueError(f"cannot read the file ({error.strerror})") from None
+    if magic != _NPY_MAGIC:  # np.load would call anything else "pickled data"
+        kind = ("a .npz archive" if magic.startswith(b"PK\x03\x04") else "pickled data" if magic.startswith(b"\x80")
+                else "text" if magic and all(32 <= byte < 127 or byte in b"\t\r\n" for byte in magic) else "another format")
+        raise ValueError(f"not a .npy file (it holds {kind}; write one array with numpy.save)")
     try:
         array = np.load(path, allow_pickle=False)  # never unpickle: a .npy can carry objects
     except (ValueError, OSError, EOFError) as error:

@@ -25,7 +25,7 @@ import torch
 from render import safe_fs
 from render.directions import DirectionSet
 from render.errors import NonFiniteOutputError
-from render.layout import GridLayout, default_cell_size, grid_shape, label_height, label_strip, to_pixels
+from render.layout import default_cell_size, label_strip, to_pixels, video_layout
 from render.models.base import Generator
 from render.plan import DatasetShard, Unit, VideoUnit
 from render.prepare import ResolvedModel
@@ -117,10 +117,7 @@ def _render_video(context: RenderContext, unit: VideoUnit, generator: Generator,
     model = context.model_for(unit.direction_set)
     alphas = context.job.schedule(video.schedule).alphas()  # [frames]
     cell = video.cell_size or default_cell_size(generator.img_resolution)
-    columns, rows = video.grid or grid_shape(len(unit.seeds))
-    if video.side_by_side:
-        columns *= 2  # each seed takes two cells: original | edited
-    layout = GridLayout(columns, rows, cell, cell, video.gutter, label_height(cell) if video.label else 0)
+    layout = video_layout(video, len(unit.seeds), cell)
 
     count = len(unit.seeds)
     latents = generator.latents_from_seeds(unit.seeds, model.sampling)  # [S, num_layers, latent_dim]
@@ -224,7 +221,10 @@ def _row(unit: DatasetShard, model: ResolvedModel, direction_set: DirectionSet, 
         "eigenvalue": direction_set.eigenvalue(component),
         "alpha": float(alpha),
         "truncation_psi": model.sampling.truncation_psi,
-        "truncation_cutoff": model.sampling.truncation_cutoff,
-        "class_index": model.sampling.class_index,
+        # Integers in every row whatever the model, so the columns keep one type: no cutoff truncates every
+        # slot (as NVIDIA's None does), and -1 is "no class" (unconditional models).
+        "truncation_cutoff": (model.description["num_layers"] if model.sampling.truncation_cutoff is None
+                              else model.sampling.truncation_cutoff),
+        "class_index": -1 if model.sampling.class_index is None else model.sampling.class_index,
         "precision": model.precision,
     }

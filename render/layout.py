@@ -17,14 +17,18 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
 
+if TYPE_CHECKING:
+    from render.spec import VideoSpec
 
-__all__ = ["default_cell_size", "grid_shape", "resize", "to_pixels", "GridLayout", "label_height", "label_strip"]
+__all__ = ["default_cell_size", "grid_shape", "resize", "to_pixels", "GridLayout", "video_layout", "label_height",
+           "label_strip"]
 
 PRESENTATION_SIZE = 256  # default: upscale small models to at least this many pixels a cell
 
@@ -121,6 +125,14 @@ class GridLayout:
             for frame, strip in zip(frames, labels):
                 frame[self.height - self.label_height:] = strip
         return frames
+
+
+def video_layout(video: VideoSpec, seeds: int, cell: int) -> GridLayout:
+    """The frame layout of a video output with `seeds` seeds in cells of `cell` pixels."""
+    columns, rows = video.grid or grid_shape(seeds)
+    if video.side_by_side:
+        columns *= 2  # each seed takes two cells: original | edited
+    return GridLayout(columns, rows, cell, cell, video.gutter, label_height(cell) if video.label else 0)
 
 
 def label_height(cell_height: int) -> int:

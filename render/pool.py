@@ -5,7 +5,8 @@ Scheduling policy
   idle (a queue, not static slices), so a slow unit never holds up the rest.
 - A unit that raises is put at the back of the queue and tried again, up to
   `retries` more times; then it is reported as failed with its error, and
-  the other units still run.
+  the other units still run. A unit that ran out of memory (MemoryError,
+  torch's out-of-memory errors) is not tried again: it would fail the same way.
 - A worker process that dies (killed, out of memory) is replaced; the unit it
   held counts one attempt and goes back in the queue.
 - Workers never raise across the process boundary: they report
@@ -128,7 +129,7 @@ class _Bookkeeping:
         """Mutates: requeue `unit` if it has attempts left, else record it as failed."""
         attempts = self.attempts[unit.unit_id]
         failure = Failure(unit.unit_id, error, trace, attempts)
-        will_retry = attempts <= self.retries
+        will_retry = attempts <= self.retries and not _out_of_memory(error)
         if will_retry:
             self.queue.append(unit)
         else:
@@ -155,6 +156,11 @@ def run_units(context: RenderContext, units: list[Unit], slots: list[WorkerSlot]
     elif units:
         _run_in_processes(context, book, observer, slots[:len(units)])  # no idle workers for small jobs
     return book.result()
+
+
+def _out_of_memory(error: str) -> bool:
+    """Whether a failure (as `_describe` wrote it) was a lack of memory: the same unit at the same size would fail again."""
+    return error.startswith(("MemoryError", "OutOfMemoryError")) or "can't allocate memory" in error
 
 
 def _describe(error: BaseException) -> str:

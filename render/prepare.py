@@ -18,6 +18,7 @@ from render.directions import (DirectionSet, cached_factorization, factorize_gen
                                resolve_components)
 from render.errors import CheckpointError, SpecError
 from render.factorize import NothingToFactorize
+from render.limits import check_units_fit
 from render.models import zoo
 from render.models.base import Generator, Sampling
 from render.models.checkpoint import sha256_file
@@ -114,6 +115,7 @@ def prepare(job: Job) -> tuple[Prepared, dict[str, Generator]]:
             raise SpecError(f"{field}.names: direction {stray[0]} is named but not among the rendered components")
         direction_sets[key] = DirectionSet(set_spec.method, layers, directions, eigenvalues, components,
                                            dict(set_spec.names), source)
+    check_units_fit(job, generators, direction_sets)
     return Prepared(job, models, direction_sets), generators
 
 

@@ -17,6 +17,7 @@ from typing import Iterable
 __all__ = ["parse_seeds", "IndexSelection", "parse_selection", "format_indices", "MAX_SEED"]
 
 MAX_SEED = 2**32 - 1  # np.random.RandomState accepts 0 … 2**32 − 1
+MAX_SEEDS = 1_000_000  # per list; why: render/limits.py
 
 
 def _items(value: object) -> list[str]:
@@ -57,8 +58,8 @@ def _span(item: str, *, open_end: bool) -> tuple[int, int | None]:
     return start, stop
 
 
-def parse_seeds(value: object) -> tuple[int, ...]:
-    """Seeds from `7`, `"0-7,12"` or `[0, 1, "4-5"]`, in the order given.
+def parse_seeds(value: object, max_count: int = MAX_SEEDS) -> tuple[int, ...]:
+    """Seeds from `7`, `"0-7,12"` or `[0, 1, "4-5"]`, in the order given; at most `max_count` of them.
 
     >>> parse_seeds("0-3,12")
     (0, 1, 2, 3, 12)
@@ -67,14 +68,22 @@ def parse_seeds(value: object) -> tuple[int, ...]:
     >>> parse_seeds("3,3")
     Traceback (most recent call last):
     ValueError: seed 3 is listed twice
+    >>> parse_seeds("0-4294967295")
+    Traceback (most recent call last):
+    ValueError: 4,294,967,296 seeds or more; a seed list holds at most 1,000,000
     """
-    seeds: list[int] = []
+    spans = []
+    count = 0
     for item in _items(value):
         start, stop = _span(item, open_end=False)
         assert stop is not None
         if stop > MAX_SEED:
             raise ValueError(f"seed {stop} is out of range (seeds are 0 … {MAX_SEED})")
-        seeds.extend(range(start, stop + 1))
+        count += stop - start + 1
+        if count > max_count:  # counted before any list is built: "0-4294967295" costs nothing
+            raise ValueError(f"{count:,} seeds or more; a seed list holds at most {max_count:,}")
+        spans.append(range(start, stop + 1))
+    seeds = [seed for span in spans for seed in span]
     seen: set[int] = set()
     for seed in seeds:
         if seed in seen:

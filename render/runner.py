@@ -40,6 +40,7 @@ from render.ownership import claim_folder
 from render.plan import WORK_DIR, DatasetShard, Unit, VideoUnit, plan
 from render.pool import Failure, run_units
 from render.prepare import Prepared, prepare
+from render.prune import prune as prune_stale
 from render.sinks.atomic import cannot_write, remove_partials
 from render.sinks.dataset import merge_rows
 from render.spec import Job, load_job
@@ -61,6 +62,7 @@ class RunSummary:
     images: int                    # dataset images rendered in this run
     seconds: float
     failed: list[dict[str, Any]] = field(default_factory=list)
+    pruned: list[str] = field(default_factory=list)  # files of units the job no longer names, removed (--prune)
 
     def describe(self) -> str:
         rate = (self.frames + self.images) / self.seconds if self.seconds else 0.0
@@ -70,12 +72,14 @@ class RunSummary:
         for entry in self.failed:
             attempts = f" ({entry['attempts']} attempts)" if entry["attempts"] > 1 else ""
             lines.append(f"  failed {entry['what']}: {entry['error']}{attempts}")
+        if self.pruned:
+            lines.append(f"  pruned {len(self.pruned)} files of outputs the job no longer names")
         return "\n".join(lines)
 
 
 def run_job(job_path: Path, output_root: Path = DEFAULT_OUTPUT_ROOT, *, device: str = "auto",
             workers: int | None = None, force: bool = False, retries: int = DEFAULT_RETRIES,
-            progress: bool = True) -> RunSummary:
+            progress: bool = True, prune: bool = False) -> RunSummary:
     started = time.perf_counter()
     job = load_job(job_path, known_zoo=zoo.ZOO)
     slots = plan_workers(device, workers)
@@ -92,7 +96,9 @@ def run_job(job_path: Path, output_root: Path = DEFAULT_OUTPUT_ROOT, *, device: 
         artifacts = save_directions(prepared, output_dir, failures)
         units = plan(job, prepared.models, prepared.direction_sets)
         journal = Journal(safe_fs.job_path(output_dir, f"{WORK_DIR}/journal.jsonl"), output_dir)
-        finished = {} if force else journal.finished()
+        journaled = journal.finished()
+        finished = {} if force else journaled
+        pruned = prune_stale(output_dir, job, units, journaled) if prune else []
         todo = [unit for unit in units if unit.unit_id not in finished]
         context = RenderContext(job, output_dir, prepared.models, prepared.direction_sets)
         with _RunObserver(journal, output_dir, units, todo, progress) as observer:
@@ -117,7 +123,7 @@ def run_job(job_path: Path, output_root: Path = DEFAULT_OUTPUT_ROOT, *, device: 
     return RunSummary(job.name, output_dir, manifest, len(rendered), len(units) - len(todo),
                       frames=sum(u.work for u in rendered if isinstance(u, VideoUnit)),
                       images=sum(u.work for u in rendered if isinstance(u, DatasetShard)),
-                      seconds=time.perf_counter() - started, failed=failures)
+                      seconds=time.perf_counter() - started, failed=failures, pruned=pruned)
 
 
 class _RunObserver:

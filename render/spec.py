@@ -38,8 +38,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, PlainSerializer, PlainValidator, Tag, ValidationError
 from pydantic import WithJsonSchema, field_validator, model_validator
 
-from render import schedules
+from render import limits, schedules
 from render.errors import SpecError
+from render.layout import PRESENTATION_SIZE, video_layout
 from render.ranges import IndexSelection, parse_seeds, parse_selection
 from render.spec_input import STDIN_PATH, read_spec_text, spec_path
 
@@ -47,7 +48,13 @@ __all__ = ["Job", "JobSpec", "ModelSpec", "DirectionSetSpec", "VideoSpec", "Data
 
 ZOO_PREFIX = "zoo:"
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]*$"
-NAME_RULE = "a name of letters, digits, '_' and '-' that starts with a letter"
+NAME_RULE = f"a name of letters, digits, '_' and '-' that starts with a letter (at most {limits.MAX_NAME_LENGTH})"
+
+
+def is_name(value: object) -> bool:
+    return isinstance(value, str) and len(value) <= limits.MAX_NAME_LENGTH and re.fullmatch(NAME_PATTERN, value) is not None
+
+
 EDIT_PROMPT_FIELDS = ("direction", "index", "alpha")
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 
@@ -72,11 +79,55 @@ def _is_number(value: Any) -> bool:
     return (_is_int(value) or isinstance(value, float)) and abs(value) < float("inf")  # NaN fails too
 
 
-Name = _scalar(str, lambda v: isinstance(v, str) and re.fullmatch(NAME_PATTERN, v) is not None, NAME_RULE,
-               {"type": "string", "pattern": NAME_PATTERN})
+Name = _scalar(str, is_name, NAME_RULE, {"type": "string", "pattern": NAME_PATTERN, "maxLength": limits.MAX_NAME_LENGTH})
 PositiveInt = _scalar(int, lambda v: _is_int(v) and v > 0, "a positive integer", {"type": "integer", "minimum": 1})
 NonNegativeInt = _scalar(int, lambda v: _is_int(v) and v >= 0, "a non-negative integer", {"type": "integer", "minimum": 0})
-Number = _scalar(float, _is_number, "a number", {"type": "number"})
+Frames = _scalar(int, lambda v: _is_int(v) and 0 < v <= limits.MAX_FRAMES,
+                 f"a positive integer up to {limits.MAX_FRAMES:,}",
+                 {"type": "integer", "minimum": 1, "maximum": limits.MAX_FRAMES})
+FrameIndex = _scalar(int, lambda v: _is_int(v) and 0 <= v < limits.MAX_FRAMES,
+                     f"a frame from 0 to {limits.MAX_FRAMES - 1:,}", {"type": "integer", "minimum": 0,
+                                                                       "maximum": limits.MAX_FRAMES - 1})
+ImageSide = _scalar(int, lambda v: _is_int(v) and 0 < v <= limits.MAX_IMAGE_SIDE,
+                    f"a positive integer up to {limits.MAX_IMAGE_SIDE:,} (larger images are refused by readers as "
+                    "decompression bombs)", {"type": "integer", "minimum": 1, "maximum": limits.MAX_IMAGE_SIDE})
+
+
+def _number(value: Any) -> float:
+    if _is_number(value):
+        return float(value)
+    raise ValueError(f"expected a number, got {value!r}{_float_hint(value)}")
+
+
+def _alpha(value: Any) -> float:
+    alpha = _number(value)
+    if abs(alpha) > limits.MAX_ABS_ALPHA:
+        raise ValueError(f"expected an α from {-limits.MAX_ABS_ALPHA:g} to {limits.MAX_ABS_ALPHA:g} (directions have unit "
+                         f"length; beyond that nothing of the original is left), got {value!r}")
+    return alpha
+
+
+def _float_hint(value: Any) -> str:
+    """How to write a number that YAML read as text, e.g. '1e300' (YAML 1.1 floats need a dot and a signed exponent).
+
+    >>> _float_hint("1e300"), _float_hint("abc")
+    (' (YAML reads 1e300 as text; write 1.0e+300)', '')
+    """
+    if not isinstance(value, str):
+        return ""
+    try:
+        float(value)
+    except ValueError:
+        return ""
+    mantissa, _, exponent = value.strip().lower().partition("e")
+    mantissa = mantissa if "." in mantissa else mantissa + ".0"
+    written = mantissa + (f"e{exponent if exponent[:1] in '+-' else '+' + exponent}" if exponent else "")
+    return f" (YAML reads {value} as text; write {written})"
+
+
+Number = Annotated[float, PlainValidator(_number), WithJsonSchema({"type": "number"})]
+Alpha = Annotated[float, PlainValidator(_alpha), WithJsonSchema({"type": "number", "minimum": -limits.MAX_ABS_ALPHA,
+                                                                 "maximum": limits.MAX_ABS_ALPHA})]
 Flag = _scalar(bool, lambda v: isinstance(v, bool), "true or false", {"type": "boolean"})
 Fraction = _scalar(float, lambda v: _is_number(v) and 0 <= v < 1, "a number in [0, 1)",
                    {"type": "number", "minimum": 0, "exclusiveMaximum": 1})
@@ -153,9 +204,9 @@ class DirectionSetSpec(_Strict):
 
 # --------------------------------------------------------------------------- schedules
 class _SweepScheduleSpec(_Strict):
-    frames: PositiveInt
-    start: Number = -3.0
-    stop: Number = 3.0
+    frames: Frames
+    start: Alpha = -3.0
+    stop: Alpha = 3.0
 
 
 class LinearScheduleSpec(_SweepScheduleSpec):
@@ -180,17 +231,17 @@ class SineScheduleSpec(_Strict):
     """α = center + amplitude·sin(2π·frame/frames): a seamless loop that starts at the original."""
 
     kind: Literal["sine"]
-    frames: PositiveInt
-    amplitude: Number = 3.0
-    center: Number = 0.0
+    frames: Frames
+    amplitude: Alpha = 3.0
+    center: Alpha = 0.0
 
     def build(self) -> schedules.Schedule:
         return schedules.SineLoop(self.frames, self.amplitude, self.center)
 
 
 class KeyframeSpec(_Strict):
-    frame: NonNegativeInt
-    alpha: Number
+    frame: FrameIndex
+    alpha: Alpha
     easing: Annotated[Literal[tuple(schedules.EASINGS)], Field(  # type: ignore[valid-type]
         description="how α arrives at this key from the previous one")] = "ease-in-out"
 
@@ -200,7 +251,7 @@ class KeyframesScheduleSpec(_Strict):
 
     kind: Literal["keyframes"]
     keys: Annotated[list[KeyframeSpec], Field(min_length=1)]
-    frames: PositiveInt | None = None
+    frames: Frames | None = None
 
     @model_validator(mode="after")
     def _keys_in_order(self) -> "KeyframesScheduleSpec":
@@ -251,14 +302,24 @@ class DatasetSpec(_Strict):
     name: Annotated[Name | None, Field(description="folder under datasets/; default dataset<i>")] = None
     directions: Annotated[Name, Field(description="key of an entry in `directions`")]
     seeds: Annotated[SeedRef, Field(description="a `seeds` key or inline seeds ('0-999')")]
-    alphas: Annotated[list[Number], Field(min_length=1, description="one edited image per α, per direction, per seed")]
+    alphas: Annotated[list[Alpha], Field(min_length=1, description="one edited image per α, per direction, per seed")]
     test_fraction: Annotated[Fraction, Field(description="share of seeds (the last ones) put in a test split")] = 0.0
     image_format: Literal["png", "jpg"] = "png"
     png_compression: Annotated[Compression, Field(
         description="zlib level of PNG files: 1 is about 4× faster than 6 for 20% larger files")] = 1
-    image_size: Annotated[PositiveInt | None, Field(description="resize images to this side; default: native")] = None
+    image_size: Annotated[ImageSide | None, Field(description="resize images to this side; default: native")] = None
     edit_prompt: Annotated[Text, Field(description="template with {direction}, {index}, {alpha}")] = (
         "{direction} {alpha:+.2f}")
+
+    @field_validator("alphas")
+    @classmethod
+    def _distinct(cls, alphas: list[float]) -> list[float]:
+        seen: set[float] = set()
+        for alpha in alphas:
+            if alpha in seen:  # -0.0 == 0.0: the same edit
+                raise ValueError(f"α {alpha!r} is listed twice")
+            seen.add(alpha)
+        return alphas
 
     @field_validator("edit_prompt")
     @classmethod
@@ -346,7 +407,7 @@ def load_job(path: Path | str, known_zoo: typing.Collection[str] = ()) -> Job:
         raise SpecError(f"{path}: {_describe(problems[0], data)}{more}") from None
     if spec.name is None and path == STDIN_PATH:
         raise SpecError(f"{path}: a job read from standard input needs `name:` (it names the output folder)")
-    if spec.name is None and not re.fullmatch(NAME_PATTERN, path.stem):
+    if spec.name is None and not is_name(path.stem):
         raise SpecError(f"{path}: the job is named after its file, and {path.stem!r} is not {NAME_RULE}; "
                         f"add `name: …` to the spec")
     job = Job(spec, path)
@@ -357,7 +418,31 @@ def load_job(path: Path | str, known_zoo: typing.Collection[str] = ()) -> Job:
 
 # --------------------------------------------------------------------------- YAML
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate keys, which PyYAML would silently overwrite."""
+    """SafeLoader that refuses duplicate keys, which PyYAML would silently overwrite, documents that
+    expand (through aliases) to more than `limits.MAX_YAML_NODES` values: a few lines of nested aliases
+    ("billion laughs") would otherwise take minutes and gigabytes to construct and validate, and
+    nesting deeper than `limits.MAX_YAML_DEPTH`.
+    """
+
+    depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        # PyYAML composes recursively: refuse deep nesting before Python's recursion limit does, with a traceback.
+        self.depth += 1
+        try:
+            if self.depth > limits.MAX_YAML_DEPTH:
+                raise yaml.composer.ComposerError(None, None, f"nested more than {limits.MAX_YAML_DEPTH} levels deep",
+                                                  self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+    def construct_document(self, node: yaml.Node) -> Any:
+        if _expanded_size(node) > limits.MAX_YAML_NODES:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"the document expands to more than {limits.MAX_YAML_NODES:,} values "
+                            "(through anchors and aliases, or a recursive alias)", node.start_mark)
+        return super().construct_document(node)
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         keys = set()
@@ -368,6 +453,35 @@ class _UniqueKeyLoader(yaml.SafeLoader):
                     None, None, f"duplicate key {key!r}", key_node.start_mark)
             keys.add(key)
         return super().construct_mapping(node, deep)
+
+
+def _expanded_size(root: yaml.Node) -> int:
+    """How many nodes `root` has with every alias expanded, counted without expanding (capped just over the limit).
+
+    Depth-first with an explicit stack; an alias shares its anchor's node, so
+    each node's size is computed once. A node that contains itself counts as
+    too big.
+    """
+    too_big = limits.MAX_YAML_NODES + 1
+    sizes: dict[int, int] = {}
+    entered: set[int] = set()  # entered and unfinished: the ancestors of the node on top
+    stack = [root]
+    while stack:
+        node = stack[-1]
+        children = [] if isinstance(node, yaml.ScalarNode) else (
+            [part for pair in node.value for part in pair] if isinstance(node, yaml.MappingNode) else node.value)
+        if id(node) in sizes:
+            stack.pop()
+        elif id(node) not in entered:
+            entered.add(id(node))
+            for child in children:
+                if id(child) in entered and id(child) not in sizes:
+                    return too_big
+                stack.append(child)
+        else:
+            stack.pop()
+            sizes[id(node)] = min(too_big, 1 + sum(sizes[id(child)] for child in children))
+    return sizes[id(root)]
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -419,7 +533,8 @@ def _describe(error: Any, data: Any) -> str:
     else:
         message = str(error["msg"]).removeprefix("Value error, ")
         message = message[0].lower() + message[1:] if message else message
-    if found and not isinstance(value, (dict, list)) and repr(value) not in message:
+    quoted = f"got {value!r}" in message or (isinstance(value, str) and repr(value) in message)
+    if found and not isinstance(value, (dict, list)) and not quoted:
         message += f", got {value!r}"
     return f"{path}: {message}"
 
@@ -522,9 +637,30 @@ def _cross_check(job: Job, known_zoo: typing.Collection[str]) -> typing.Iterator
             columns, rows = entry.grid
             if columns * rows < len(job.seeds(entry.seeds)):
                 yield f"{field}.grid", f"{columns}×{rows} cells cannot hold {len(job.seeds(entry.seeds))} seeds"
+        if seeds_known:
+            yield from _size_problems(field, entry, len(job.seeds(entry.seeds)))
     for kind, outputs in (("video", job.videos()), ("dataset", job.datasets())):
         for name, _ in outputs:
             names_seen[(kind, name)] = names_seen.get((kind, name), 0) + 1
     for (kind, name), count in names_seen.items():
         if count > 1:
             yield "outputs", f"{count} {kind} outputs are named {name!r}; give each a distinct `name`"
+
+
+def _size_problems(field: str, entry: VideoSpec | DatasetSpec, seeds: int) -> typing.Iterator[tuple[str, str]]:
+    """Sizes that cannot run, known before the model is loaded (see render/limits.py).
+
+    An unset `cell_size` is checked at its smallest default (256 px); `prepare`
+    checks again with the model's resolution. A dataset split is checked with
+    one direction; `prepare` again with the direction set's size.
+    """
+    if isinstance(entry, VideoSpec):
+        layout = video_layout(entry, seeds, entry.cell_size or PRESENTATION_SIZE)
+        problem = limits.frame_problem(layout.width, layout.height)
+        if problem:
+            yield field, f"{layout.columns}×{layout.rows} cells of {layout.cell_width} px: {problem}"
+    else:
+        images = seeds * (1 + len(entry.alphas))
+        if images > limits.MAX_SPLIT_IMAGES:
+            yield f"{field}.seeds", (f"{seeds:,} seeds × (1 + {len(entry.alphas)} α) are {images:,} images, more than "
+                                     f"one folder should hold ({limits.MAX_SPLIT_IMAGES:,})")

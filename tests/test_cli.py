@@ -116,3 +116,31 @@ def test_our_warnings_are_one_line_and_others_keep_their_location(tmp_path):
     assert warnings.formatwarning(RenderWarning("cache entry recomputed"), RenderWarning, "x.py", 7) == \
         "sefa-render: warning: cache entry recomputed\n"
     assert warnings.formatwarning(UserWarning("other"), UserWarning, "x.py", 7, "").startswith("x.py:7: UserWarning")
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["factorize", "gan.pt", "--top", "0"], "--top 0: expected a positive number of eigenvalues to print"),
+    (["factorize", "gan.pt", "--top", "-3"], "--top -3: expected a positive number of eigenvalues to print"),
+    (["run", "job.yaml", "--retries", "-1"], "--retries -1: expected 0 or more extra attempts"),
+    (["factorize", "gan.pt", "--out", "a_file"], "--out a_file: cannot create the folder (File exists)"),
+])
+def test_bad_command_line_values_are_one_line_errors(tmp_path, capsys, arguments, message):
+    write_job(tmp_path)
+    (tmp_path / "a_file").write_text("mine")
+    assert main(arguments) == 2
+    assert capsys.readouterr().err == f"sefa-render: error: {message}\n"
+    assert (tmp_path / "a_file").read_text() == "mine" and not (tmp_path / "outputs").exists()
+
+
+def test_factorize_says_where_it_wrote_when_no_out_is_given(tmp_path, capsys):
+    write_dcgan(tmp_path / "gan.pt")
+    assert main(["factorize", "gan.pt", "--top", "1"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == ("wrote outputs/directions/gan/directions.npy, "
+                                                        "outputs/directions/gan/eigenvalues.npy")
+
+
+def test_inspect_takes_zoo_names_as_factorize_does(tmp_path, capsys, monkeypatch):
+    checkpoint = write_dcgan(tmp_path / "gan.pt")
+    monkeypatch.setattr("render.models.zoo.fetch", lambda name: checkpoint if name == "dcgan-digiface" else None)
+    assert main(["inspect", "zoo:dcgan-digiface"]) == 0
+    assert "family: dcgan" in capsys.readouterr().out

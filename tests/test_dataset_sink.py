@@ -13,6 +13,16 @@ def test_alpha_tags_have_no_dots_and_stay_distinct():
     assert len(set(tags)) == len(tags) and not any("." in tag or "-" in tag for tag in tags)
 
 
+def test_alpha_tags_are_exact_so_close_alphas_get_distinct_names():
+    rng = np.random.default_rng(0)
+    alphas = [1.23456789, 1.23456788, 1e-7, 1.0000001e-7, 0.1 + 0.2, 0.3, *rng.uniform(-1000, 1000, 500)]
+    alphas += [-a for a in alphas]
+    tags = [sink.alpha_tag(a) for a in alphas]
+    assert len(set(tags)) == len(set(alphas)) == len(alphas)
+    assert all(tag.isalnum() for tag in tags)  # no dots, minus signs or exponent signs
+    assert sink.alpha_tag(-0.0) == sink.alpha_tag(0.0)  # equal values, one name (the spec refuses both in one list)
+
+
 def test_file_names_are_zero_padded_so_they_sort_by_seed():
     names = [sink.edited_name(seed, 2, 1.0, "png") for seed in (9, 10, 100)]
     assert names == sorted(names) and names[0] == "edited/0000000009_002_p1.png"

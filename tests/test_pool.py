@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 import render.directions
+import render.pool
 from jobs import TINY_JOB, write_job
 from render.errors import OutputError
 from render.runner import run_job
@@ -201,3 +202,12 @@ def test_a_second_run_on_the_same_folder_is_refused_while_the_first_holds_it(tmp
         fcntl.flock(lock, fcntl.LOCK_EX)
         with pytest.raises(OutputError, match="another sefa-render run is writing to this folder"):
             run_job(job, tmp_path / "outputs", workers=0, progress=False)
+
+
+def test_a_unit_that_ran_out_of_memory_is_not_retried(tmp_path, monkeypatch):
+    def out_of_memory(context, unit, generator, progress):
+        raise MemoryError("cannot allocate 1.5 PiB")
+    monkeypatch.setattr(render.pool, "execute_unit", out_of_memory)
+    summary = run_job(write_job(tmp_path), tmp_path / "outputs", workers=0, retries=2, progress=False)
+    assert {f["attempts"] for f in summary.failed} == {1}
+    assert summary.failed[0]["error"] == "MemoryError: cannot allocate 1.5 PiB"

@@ -76,6 +76,17 @@ def test_a_pickled_npy_is_refused_without_unpickling(tmp_path):
     assert "not a readable .npy array" in error_of(tmp_path, use_file("objects.npy"))
 
 
+@pytest.mark.parametrize("content, kind", [
+    (b"0.1 0.2 0.3 0.4 0.5 0.6\n", "text"),
+    (b"\x80\x04\x95\x00", "pickled data"),
+    (b"PK\x03\x04rest", "a .npz archive"),
+])
+def test_a_direction_file_that_is_not_npy_is_named_for_what_it_is(tmp_path, content, kind):
+    (tmp_path / "d.npy").write_bytes(content)
+    assert error_of(tmp_path, use_file("d.npy")) == (f"directions.top.file: {(tmp_path / 'd.npy').resolve()}: "
+                                                     f"not a .npy file (it holds {kind}; write one array with numpy.save)")
+
+
 def test_components_beyond_the_directions_are_refused(tmp_path):
     message = error_of(tmp_path, lambda entry: entry.update(components="4-9"))
     assert message == "directions.top.components: direction 6 is out of range: the direction set has 6 (0-5)"

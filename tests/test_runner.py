@@ -43,6 +43,7 @@ def test_run_writes_every_artifact_the_job_asks_for(finished_job):
     assert manifest["models"]["gan"]["family"] == "dcgan" and len(manifest["models"]["gan"]["sha256"]) == 64
     assert {"sefa-render", "torch", "ffmpeg"} <= set(manifest["versions"])
     assert summary.frames == 12 and summary.images == 20 * 5
+    assert summary.images == len(list((summary.output_dir / "datasets").rglob("*.png")))  # the images are files
     assert not list(summary.output_dir.rglob("*.partial"))
 
 
@@ -122,6 +123,9 @@ def test_dataset_loads_with_hugging_face_imagefolder(finished_job, monkeypatch):
     image_columns = [name for name, feature in features.items() if isinstance(feature, datasets.Image)]
     assert image_columns == ["input_image", "edited_image"]
     assert loaded["train"][0]["edited_image"].size == (32, 32) and "label" not in features
+    # integer columns, not null-typed ones, for a model without truncation or classes
+    assert features["truncation_cutoff"].dtype == features["class_index"].dtype == "int64"
+    assert (loaded["train"][0]["truncation_cutoff"], loaded["train"][0]["class_index"]) == (1, -1)
 
 
 def test_a_bad_job_writes_nothing(tmp_path):

@@ -117,7 +117,7 @@ CASES = [
     (set_in(["outputs", 0, "video", "schedule"], "nope"), "outputs[0].video.schedule: unknown schedule 'nope' (defined: loop)"),
     (set_in(["outputs", 0, "video", "schedule"], 5), "outputs[0].video.schedule: expected a schedule name or a mapping with `kind`, got 5"),
     (set_in(["outputs", 0, "video", "schedule"], {"kind": "linear", "frames": "x"}),
-     "outputs[0].video.schedule.frames: expected a positive integer, got 'x'"),
+     "outputs[0].video.schedule.frames: expected a positive integer up to 1,000,000, got 'x'"),
     (set_in(["outputs", 0, "video", "schedule"], {"kind": "linear", "frames": 3, "bogus": 1}),
      "outputs[0].video.schedule.bogus: unknown key (allowed: frames, start, stop, kind)"),
     (set_in(["outputs", 0, "video", "directions"], "bottom"), "outputs[0].video.directions: unknown direction set 'bottom' (defined: top)"),
@@ -134,7 +134,7 @@ CASES = [
     (set_in(["outputs"], []), "outputs: expected at least 1 item(s)"),
     (set_in(["outputs"], "x"), "outputs: expected a list, got 'x'"),
     (drop(["outputs"]), "outputs: missing required field"),
-    (set_in(["schedules", "loop", "frames"], 0), "schedules.loop.frames: expected a positive integer, got 0"),
+    (set_in(["schedules", "loop", "frames"], 0), "schedules.loop.frames: expected a positive integer up to 1,000,000, got 0"),
     (set_in(["schedules", "loop", "kind"], "zigzag"), "schedules.loop.kind: expected one of 'linear', 'pingpong', 'sine', 'keyframes', got 'zigzag'"),
     (drop(["schedules", "loop", "kind"]), "schedules.loop: missing `kind` (one of 'linear', 'pingpong', 'sine', 'keyframes')"),
     (set_in(["schedules", "loop", "strat"], 1), "schedules.loop.strat: unknown key; did you mean 'start'?"),
@@ -146,7 +146,7 @@ CASES = [
      "schedules.k: frames (2) must be greater than the last key's frame (4)"),
     (set_in(["seeds", "grid"], "5-2"), "seeds.grid: bad range '5-2': expected 0 ≤ start ≤ stop"),
     (set_in(["seeds", "grid"], "1,1"), "seeds.grid: seed 1 is listed twice, got '1,1'"),
-    (set_in(["seeds", "9lives"], 1), "seeds.9lives: expected a name of letters, digits, '_' and '-' that starts with a letter, got '9lives'"),
+    (set_in(["seeds", "9lives"], 1), "seeds.9lives: expected a name of letters, digits, '_' and '-' that starts with a letter (at most 100), got '9lives'"),
     (set_in(["directions", "top", "model"], "gun"), "directions.top.model: unknown model 'gun' (defined: gan)"),
     (set_in(["directions", "top", "layers"], "a-b"), "directions.top.layers: bad item 'a-b': expected a non-negative number, 'a-b' or 'a-'"),
     (set_in(["directions", "top", "method"], "pca"), "directions.top.method: expected one of 'sefa' or 'file', got 'pca'"),
@@ -154,14 +154,43 @@ CASES = [
     (set_in(["directions", "top", "file"], "d.npy"), "directions.top: `file` is only used with method: file"),
     (set_in(["directions", "top", "names"], {"x": "pose"}), "directions.top.names.x: expected an integer, got 'x'"),
     (set_in(["directions", "top", "names"], {0: "po se"}),
-     "directions.top.names.0: expected a name of letters, digits, '_' and '-' that starts with a letter, got 'po se'"),
+     "directions.top.names.0: expected a name of letters, digits, '_' and '-' that starts with a letter (at most 100), got 'po se'"),
     (set_in(["models", "gan", "checkpoint"], "zoo:nope"), "models.gan.checkpoint: unknown zoo model 'nope' (known: dcgan-digiface)"),
     (set_in(["models", "gan", "truncation_psi"], "high"), "models.gan.truncation_psi: expected a number, got 'high'"),
     (set_in(["models", "gan", "class_index"], -1), "models.gan.class_index: expected a non-negative integer, got -1"),
     (set_in(["models"], {}), "models: expected at least 1 item(s)"),
     (set_in(["extra"], 1), "extra: unknown key (allowed: name, models, directions, seeds, schedules, outputs)"),
-    (set_in(["name"], "my job"), "name: expected a name of letters, digits, '_' and '-' that starts with a letter, got 'my job'"),
+    (set_in(["name"], "my job"), "name: expected a name of letters, digits, '_' and '-' that starts with a letter (at most 100), got 'my job'"),
     (append_output({"video": {**TINY_JOB["outputs"][0]["video"]}}), "outputs: 2 video outputs are named 'clips'; give each a distinct `name`"),
+    # sizes that cannot run are refused before anything is built (render/limits.py)
+    (set_in(["seeds", "grid"], "0-4294967295"),
+     "seeds.grid: 4,294,967,296 seeds or more; a seed list holds at most 1,000,000, got '0-4294967295'"),
+    (set_in(["seeds", "grid"], ["0-999999", 1000000]), "seeds.grid: 1,000,001 seeds or more; a seed list holds at most 1,000,000"),
+    (set_in(["schedules", "loop", "frames"], 10**12), "schedules.loop.frames: expected a positive integer up to 1,000,000, got 1000000000000"),
+    (set_in(["schedules", "k"], {"kind": "keyframes", "keys": [{"frame": 10**12, "alpha": 1}]}),
+     "schedules.k.keys[0].frame: expected a frame from 0 to 999,999, got 1000000000000"),
+    (set_in(["outputs", 0, "video", "grid"], [100000, 100000]),
+     "outputs[0].video: 100000×100000 cells of 32 px: frames of 3399998×3400022 px exceed H.264's largest side (16,880 px)"),
+    (set_in(["outputs", 0, "video", "cell_size"], 1000000),
+     "outputs[0].video: 2×2 cells of 1000000 px: frames of 2000002×2125002 px exceed H.264's largest side (16,880 px)"),
+    (set_in(["outputs", 0, "video", "cell_size"], 4000),
+     "outputs[0].video: 2×2 cells of 4000 px: frames of 8002×8502 px exceed H.264's largest frame (35,651,584 px)"),
+    (set_in(["outputs", 1, "dataset", "image_size"], 100000),
+     "outputs[1].dataset.image_size: expected a positive integer up to 9,459 (larger images are refused by readers as "
+     "decompression bombs), got 100000"),
+    (lambda job: job["outputs"][1]["dataset"].update(seeds="0-999999", alphas=list(range(10))),
+     "outputs[1].dataset.seeds: 1,000,000 seeds × (1 + 10 α) are 11,000,000 images, more than one folder should hold (10,000,000)"),
+    (set_in(["outputs", 1, "dataset", "alphas"], [1.5, -2, 1.5]), "outputs[1].dataset.alphas: α 1.5 is listed twice"),
+    (set_in(["outputs", 1, "dataset", "alphas"], [0.0, -0.0]), "outputs[1].dataset.alphas: α -0.0 is listed twice"),
+    (set_in(["outputs", 1, "dataset", "alphas"], [1.0e+300]),
+     "outputs[1].dataset.alphas[0]: expected an α from -1000 to 1000 (directions have unit length; beyond that nothing of "
+     "the original is left), got 1e+300"),
+    (set_in(["outputs", 1, "dataset", "alphas"], ["1e300"]),
+     "outputs[1].dataset.alphas[0]: expected a number, got '1e300' (YAML reads 1e300 as text; write 1.0e+300)"),
+    (set_in(["schedules", "loop", "stop"], -1e6), "schedules.loop.stop: expected an α from -1000 to 1000 (directions have "
+     "unit length; beyond that nothing of the original is left), got -1000000.0"),
+    (set_in(["directions", "top", "names"], {0: "a" * 300}), "directions.top.names.0: expected a name of letters, digits, "
+     f"'_' and '-' that starts with a letter (at most 100), got '{'a' * 300}'"),
 ]
 
 
@@ -190,6 +219,21 @@ def test_a_missing_direction_file_is_named(tmp_path):
 ])
 def test_yaml_problems_are_reported_with_a_line_number(tmp_path, text, expected):
     assert error_for(tmp_path, text=text) == expected
+
+
+@pytest.mark.parametrize("text", [
+    # nine levels of ten aliases: 10**9 values once expanded, from a few hundred bytes
+    "a0: &a0 [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]\n" + "".join(
+        f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]\n" for i in range(1, 10)) + "seeds: {grid: *a9}\n",
+    "seeds: &s {grid: [*s]}\n",  # a recursive alias
+])
+def test_a_yaml_alias_bomb_is_refused_quickly(tmp_path, text):
+    assert error_for(tmp_path, text=text).startswith("line 1: the document expands to more than 1,000,000 values")
+
+
+def test_deeply_nested_yaml_is_refused_without_a_traceback(tmp_path):
+    text = "seeds: {grid: " + "[" * 20000 + "1" + "]" * 20000 + "}\n"
+    assert error_for(tmp_path, text=text).endswith("nested more than 50 levels deep")
 
 
 def test_a_missing_job_file_is_reported(tmp_path):

@@ -119,3 +119,17 @@ def test_a_file_size_limit_is_reported_in_one_line_and_leaves_no_file(tmp_path):
     assert result.stdout.endswith("ffmpeg was killed by SIGXFSZ: the file size limit (ulimit -f) was reached\n")
     assert result.stdout.count("\n") == 1 and result.stderr == ""
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two cores to compare with one")
+def test_video_bytes_are_the_same_whatever_cores_the_encoder_may_use(tmp_path):
+    """x264's automatic thread count follows the cores a process may use, and its output follows the thread count."""
+    frames = frames_of(24, height=256)  # x264 uses fewer threads than macroblock rows
+    write(tmp_path / "all.mp4", frames)
+    cores = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(cores)})  # this thread only; ffmpeg inherits it
+    try:
+        write(tmp_path / "one.mp4", frames)
+    finally:
+        os.sched_setaffinity(0, cores)
+    assert (tmp_path / "one.mp4").read_bytes() == (tmp_path / "all.mp4").read_bytes()

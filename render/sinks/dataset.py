@@ -35,14 +35,21 @@ __all__ = ["alpha_tag", "original_name", "edited_name", "encode_image", "write_i
 
 
 def alpha_tag(alpha: float) -> str:
-    """α for a file name, without dots: 'm' for minus, 'p' for plus and for the decimal point.
+    """α for a file name, exact and without dots: 'm' for minus, 'p' for plus and for the decimal point.
 
-    >>> alpha_tag(-4.0), alpha_tag(1.5), alpha_tag(0.125), alpha_tag(0)
-    ('m4', 'p1p5', 'p0p125', 'p0')
+    The digits are Python's shortest text that reads back as the same float,
+    so distinct α get distinct names (the spec refuses duplicates, and -0.0
+    equals 0.0); tiny values keep their exponent ('e', with 'm' for minus).
+
+    >>> alpha_tag(-4.0), alpha_tag(1.5), alpha_tag(0.125), alpha_tag(0), alpha_tag(-0.0)
+    ('m4', 'p1p5', 'p0p125', 'p0', 'p0')
+    >>> alpha_tag(1.23456789), alpha_tag(1.23456788), alpha_tag(-2.5e-07)
+    ('p1p23456789', 'p1p23456788', 'm2p5em07')
     """
-    sign = "m" if alpha < 0 else "p"
-    digits = f"{abs(alpha):.6f}".rstrip("0").rstrip(".")
-    return sign + digits.replace(".", "p")
+    text = repr(abs(float(alpha))).removesuffix(".0")
+    mantissa, _, exponent = text.partition("e")
+    tag = ("m" if alpha < 0 else "p") + mantissa.replace(".", "p")
+    return tag + ("e" + exponent.replace("-", "m").replace("+", "p") if exponent else "")
 
 
 def original_name(seed: int, extension: str) -> str:

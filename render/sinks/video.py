@@ -15,6 +15,15 @@ Encoding choices and why:
   before the whole file has arrived.
 - `-crf 18`: visually lossless for GAN faces at a modest size.
 - bitexact flags and no metadata: the same frames give the same bytes.
+- A fixed number of encoder threads and no threaded lookahead, so the bytes
+  depend on the frames alone. x264 by default runs 1.5 threads per core
+  (its output depends on the thread count, so on the machine) and a
+  lookahead thread whose rate-control decisions depend on how many frames
+  have arrived when it runs: on a busy machine the same frames gave
+  different B-frame QPs, hence different bytes (issue 8). Sending the same
+  frames in one burst or with 50 ms pauses reproduced it every time; with
+  `sync-lookahead=0` the lookahead runs inside the encoding thread, at fixed
+  points, and frame threads stay (they are deterministic).
 """
 
 from __future__ import annotations
@@ -34,7 +43,9 @@ from render import safe_fs
 from render.errors import OutputError
 from render.sinks.atomic import temporary_path
 
-__all__ = ["VideoWriter"]
+__all__ = ["VideoWriter", "ENCODER_THREADS"]
+
+ENCODER_THREADS = 4  # enough to keep up with a GPU worker; the same on every machine
 
 
 class VideoWriter:
@@ -55,6 +66,7 @@ class VideoWriter:
             imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error",
             "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{self.width}x{self.height}", "-r", str(self.fps), "-i", "-",
             "-an", "-c:v", "libx264", "-preset", self.preset, "-crf", str(self.crf), "-pix_fmt", "yuv420p",
+            "-threads", str(ENCODER_THREADS), "-x264-params", "sync-lookahead=0",
             "-movflags", "+faststart", "-fflags", "+bitexact", "-map_metadata", "-1",
             "-f", "mp4", str(self._temporary),
         ]
