@@ -26,9 +26,12 @@ After unpickling, the whole object tree is walked once more to check that it
 holds nothing but plain data, so a value that slipped past a constructor check
 (e.g. a dtype changed by a later BUILD opcode) is still refused.
 
-Not covered: a crafted pickle can still make large lists and so exhaust memory
-or time. Callers that accept uploads should cap file sizes and load in a
-worker process.
+Before any of that, `pickle_scan.scan` replays the file's opcodes without
+building anything and refuses a pickle whose values would expand beyond a
+bound proportional to the file's size (shared references counted each time),
+nest too deep, or hash huge keys; the nested storage blobs are scanned the same
+way. So loading takes time and memory linear in the file's size, and error
+messages quote values from the file only through `bounded_repr`.
 """
 
 from __future__ import annotations
@@ -46,6 +49,9 @@ from typing import Any, BinaryIO, Callable, Iterator, Mapping
 import numpy as np
 import torch
 
+from render.models.pickle_scan import BoundedReader, UnsafePickleError, scan, scan_torch_file
+from render.untrusted import bounded_repr
+
 __all__ = ["PersistentRecord", "EasyDict", "UnsafePickleError", "load_pickle"]
 
 # The only persistence format version that ever existed in NVIDIA's repositories.
@@ -57,10 +63,6 @@ _MAX_TREE_SIZE = 100_000
 _MAX_TREE_DEPTH = 64
 # numpy dtype kinds a network pickle may hold: bool, signed, unsigned, float.
 _ALLOWED_DTYPE_KINDS = frozenset("biuf")
-
-
-class UnsafePickleError(pickle.UnpicklingError):
-    """The pickle asks for something outside the allow-list or malformed data."""
 
 
 class EasyDict(dict):
@@ -121,9 +123,9 @@ def _reconstruct_persistent_obj(meta: Any) -> PersistentRecord:
         raise UnsafePickleError(f"persistent object meta is a {type(meta).__name__}, not a dict")
     meta_type, version = meta.get("type"), meta.get("version")
     if type(meta_type) is not str or meta_type != "class":
-        raise UnsafePickleError(f"persistent object type {meta_type!r} is not 'class'")
+        raise UnsafePickleError(f"persistent object type {bounded_repr(meta_type)} is not 'class'")
     if type(version) is not int or version != _PERSISTENCE_VERSION:
-        raise UnsafePickleError(f"persistence format version {version!r} is not {_PERSISTENCE_VERSION}")
+        raise UnsafePickleError(f"persistence format version {bounded_repr(version)} is not {_PERSISTENCE_VERSION}")
     class_name, state, module_src = meta.get("class_name"), meta.get("state"), meta.get("module_src")
     if not isinstance(class_name, str) or not isinstance(state, Mapping):
         raise UnsafePickleError("persistent object meta lacks a class_name string or a state dict")
@@ -133,10 +135,10 @@ def _reconstruct_persistent_obj(meta: Any) -> PersistentRecord:
         value = state.get(key)
         value = {} if value is None else value
         if not isinstance(value, Mapping):
-            raise UnsafePickleError(f"{class_name}.{key} is a {type(value).__name__}, not a dict")
+            raise UnsafePickleError(f"{bounded_repr(class_name)}.{key} is a {type(value).__name__}, not a dict")
         for name, item in value.items():
             if not isinstance(name, str) or not (item is None or isinstance(item, kind)):
-                raise UnsafePickleError(f"{class_name}.{key}[{name!r}] is a {type(item).__name__}, not a {kind.__name__}")
+                raise UnsafePickleError(f"{bounded_repr(class_name)}.{key}[{bounded_repr(name)}] is a {type(item).__name__}, not a {kind.__name__}")
         return {name: item for name, item in value.items() if item is not None}
 
     children = entries("_modules", PersistentRecord)
@@ -171,6 +173,10 @@ def _quiet_typed_storage() -> Iterator[None]:
 def _load_from_bytes(blob: Any) -> torch.storage.TypedStorage:
     if not isinstance(blob, bytes):
         raise UnsafePickleError(f"a tensor storage is a {type(blob).__name__}, not bytes")
+    try:
+        scan_torch_file(io.BytesIO(blob), len(blob))
+    except ValueError as error:
+        raise UnsafePickleError(f"a tensor storage blob is corrupt ({error})") from None
     with _quiet_typed_storage():
         try:
             storage = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
@@ -216,18 +222,18 @@ def _is_int_tuple(value: Any) -> bool:
 
 def _dtype(spec: Any, align: Any = False, copy: Any = True) -> np.dtype:
     if not isinstance(spec, str):
-        raise UnsafePickleError(f"numpy dtype {spec!r} is not allowed")
+        raise UnsafePickleError(f"numpy dtype {bounded_repr(spec)} is not allowed")
     try:
         dtype = np.dtype(spec)
     except TypeError:
-        raise UnsafePickleError(f"numpy dtype {spec!r} is not allowed") from None
+        raise UnsafePickleError(f"numpy dtype {bounded_repr(spec)} is not allowed") from None
     _check_dtype(dtype)
     return dtype
 
 
 def _check_dtype(dtype: Any) -> np.dtype:
     if not isinstance(dtype, np.dtype) or dtype.kind not in _ALLOWED_DTYPE_KINDS or dtype.fields or dtype.subdtype:
-        raise UnsafePickleError(f"numpy dtype {dtype!r} is not allowed (only bool, int, uint and float)")
+        raise UnsafePickleError(f"numpy dtype {bounded_repr(dtype)} is not allowed (only bool, int, uint and float)")
     return dtype
 
 
@@ -294,7 +300,7 @@ class _RestrictedUnpickler(pickle.Unpickler):
         try:
             return _ALLOWED[(module, name)]
         except KeyError:
-            raise UnsafePickleError(f"it references {module}.{name}, which a network pickle never needs") from None
+            raise UnsafePickleError(f"it references {bounded_repr(f'{module}.{name}')}, which a network pickle never needs") from None
 
     def persistent_load(self, pid: Any) -> Any:
         raise UnsafePickleError("it uses persistent ids, which a network pickle never does")
@@ -332,11 +338,18 @@ def _check_inert(root: Any) -> None:
 def load_pickle(file: BinaryIO) -> Any:
     """Unpickle `file` using only the allow-listed globals; never runs code from it.
 
+    Its opcodes are scanned first (`pickle_scan.scan`), so what it builds is
+    bounded by the file's size before anything is built.
+
     Raises:
         UnsafePickleError: a global outside the allow-list, malformed persistence
-            data, or a value that is not plain data.
+            data, a value that is not plain data, or values out of bounds.
         pickle.UnpicklingError, EOFError, ValueError, …: a truncated or corrupt file.
     """
-    content = _RestrictedUnpickler(file).load()
+    start, end = file.tell(), file.seek(0, io.SEEK_END)
+    file.seek(start)
+    scan(BoundedReader(file, end), end - start)
+    file.seek(start)
+    content = _RestrictedUnpickler(BoundedReader(file, end)).load()
     _check_inert(content)
     return content
