@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["bounded_repr"]
+__all__ = ["bounded_repr", "bounded_text"]
 
 MAX_CHARS = 80
 _PLAIN_SCALARS = (type(None), bool, float, complex)
@@ -65,3 +65,13 @@ def bounded_repr(value: Any, max_chars: int = MAX_CHARS) -> str:
     """
     text = _REPR.repr(value)
     return text if len(text) <= max_chars else text[: max_chars - 1] + "…"
+
+
+def bounded_text(text: str, max_chars: int = 40) -> str:
+    """A name from a file, unquoted, with control characters escaped and at most `max_chars` characters.
+
+    >>> bounded_text("b4\\nconv" + "x" * 100, 12)
+    'b4\\\\nconvxxx…'
+    """
+    escaped = text[: max_chars + 1].encode("unicode_escape").decode("ascii")
+    return escaped if len(escaped) <= max_chars else escaped[: max_chars - 1] + "…"

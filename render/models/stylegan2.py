@@ -40,6 +40,7 @@ from torch import nn
 from render.errors import CheckpointError
 from render.models.base import Generator, Sampling
 from render.models.ops import ACTIVATIONS, bias_act, modulated_conv2d, normalize_2nd_moment, upfirdn2d, upsample2d
+from render.untrusted import bounded_repr
 
 __all__ = ["StyleGAN2Config", "StyleGAN2Generator", "ARCHITECTURES", "load_state"]
 
@@ -79,10 +80,10 @@ class StyleGAN2Config:
         elif len(self.channels) != len(self.block_resolutions):
             problems.append(f"{len(self.channels)} channel widths for {len(self.block_resolutions)} blocks")
         if self.architecture not in ARCHITECTURES:
-            problems.append(f"architecture {self.architecture!r} is not one of {ARCHITECTURES}")
+            problems.append(f"architecture {bounded_repr(self.architecture)} is not one of {ARCHITECTURES}")
         for name in ("mapping_activation", "synthesis_activation"):
             if getattr(self, name) not in ACTIVATIONS:
-                problems.append(f"{name} {getattr(self, name)!r} is not one of {tuple(ACTIVATIONS)}")
+                problems.append(f"{name} {bounded_repr(getattr(self, name))} is not one of {tuple(ACTIVATIONS)}")
         if self.mapping_layers < 1 or self.w_dim < 1 or (self.z_dim < 1 and self.c_dim < 1):
             problems.append("the mapping network needs at least one layer, w_dim ≥ 1 and a z or class input")
         if self.kernel_size % 2 != 1:
