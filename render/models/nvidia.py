@@ -31,7 +31,8 @@ import numpy as np
 
 from render.errors import CheckpointError
 from render.models.safe_pickle import PersistentRecord
-from render.models.stylegan2 import StyleGAN2Config, StyleGAN2Generator, load_state
+from render.models.limits import check_sizes
+from render.models.stylegan2 import StyleGAN2Config, StyleGAN2Generator, load_state, skeleton
 from render.untrusted import bounded_repr, bounded_text
 
 __all__ = ["recognize", "build"]
@@ -53,7 +54,7 @@ def build(content: Any) -> StyleGAN2Generator:
         raise CheckpointError(f"{key} is a {bounded_repr(record.class_name)}, not a Generator")
     repository = _classify(record, key)
     config = _config(record, key)
-    generator = StyleGAN2Generator(config, format=f"NVIDIA StyleGAN2 pickle ({repository})" + ("" if key == "G_ema" else ", G only"))
+    generator = skeleton(config, format=f"NVIDIA StyleGAN2 pickle ({repository})" + ("" if key == "G_ema" else ", G only"))
     return load_state(generator, record.state_dict(), source_name=lambda name: f"{key}.{name}")
 
 
@@ -159,8 +160,10 @@ def _config(record: PersistentRecord, key: str) -> StyleGAN2Config:
     synthesis = g.child("synthesis", "SynthesisNetwork")
     z_dim, w_dim, c_dim = g.int("z_dim"), g.int("w_dim"), g.int("c_dim")
     resolution = g.int("img_resolution")
-
     mapping_layers = mapping.int("num_layers")
+    # Before any of these sizes is used: they come from the file.
+    check_sizes(z_dim=z_dim, w_dim=w_dim, c_dim=c_dim, img_resolution=resolution, mapping_layers=mapping_layers)
+
     if mapping_layers < 1:
         raise CheckpointError(f"{mapping.path}.num_layers is {mapping_layers}; a mapping network needs at least one layer")
     fc = [mapping.child(f"fc{index}", "FullyConnectedLayer") for index in range(mapping_layers)]
