@@ -38,7 +38,7 @@ import torch
 from render.errors import CheckpointError
 from render.models.pickle_scan import UnsafePickleError, scan_torch_file
 from render.models.safe_pickle import PersistentRecord, load_pickle
-from render.untrusted import bounded_repr
+from render.untrusted import bounded_repr, bounded_text
 
 __all__ = ["sha256_file", "sniff", "read_checkpoint", "check_stored_tensors", "STORED_BYTES_ALLOWANCE"]
 
@@ -127,8 +127,8 @@ def check_stored_tensors(content: Any, file_size: int) -> None:
     for where, tensor in _tensors(content):
         if _overlaps(tensor):
             raise CheckpointError(
-                f"tensor {where} of shape {tuple(tensor.shape)} is a stride-{tuple(tensor.stride())} view with overlapping "
-                "elements, which a saved checkpoint never holds"
+                f"tensor {where} of shape {tuple(tensor.shape)} has strides {tuple(tensor.stride())}, so its elements "
+                "overlap in storage (a saved weight never does)"
             )
         total += tensor.numel() * tensor.element_size()
         if total > file_size + STORED_BYTES_ALLOWANCE:
@@ -162,11 +162,18 @@ def _tensors(content: Any) -> Iterator[tuple[str, torch.Tensor]]:
             stack.extend((f"{where}.{name}".lstrip("."), tensor) for name, tensor in (*item.params.items(), *item.buffers.items()))
             stack.extend((f"{where}.{name}".lstrip("."), child) for name, child in item.children.items())
         elif isinstance(item, Mapping):
-            stack.extend((f"{where}[{bounded_repr(key)}]", value) for key, value in item.items())
+            stack.extend((_join(where, key), value) for key, value in item.items())
         elif isinstance(item, (list, tuple)):
             stack.extend((f"{where}[{index}]", value) for index, value in enumerate(item))
         elif isinstance(item, argparse.Namespace):
             stack.extend((f"{where}.{name}", value) for name, value in vars(item).items())
+
+
+def _join(where: str, key: Any) -> str:
+    """`g_ema.conv1.weight` for string keys, `x[3]` for others."""
+    if isinstance(key, str):
+        return f"{where}.{bounded_text(key, 60)}" if where else bounded_text(key, 60)
+    return f"{where}[{bounded_repr(key, 40)}]"
 
 
 def _read_torch(path: Path) -> Any:

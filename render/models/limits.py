@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from render.errors import CheckpointError
+from render.untrusted import bounded_repr
 
 __all__ = ["SIZE_LIMITS", "MAX_SYNTHESIS_BYTES", "ACTIVATION_COPIES", "check_sizes", "synthesis_bytes", "skeleton"]
 
@@ -48,7 +49,7 @@ ModuleT = TypeVar("ModuleT", bound=nn.Module)
 
 
 def check_sizes(**sizes: int) -> None:
-    """Refuse the first size above its limit in `SIZE_LIMITS` (keys: the limits' names).
+    """Refuse the first size that is negative or above its limit in `SIZE_LIMITS` (keys: the limits' names).
 
     Call it with every size read from a checkpoint before using any of them.
 
@@ -63,8 +64,10 @@ def check_sizes(**sizes: int) -> None:
     """
     for name, value in sizes.items():
         limit, reason = SIZE_LIMITS[name]
+        if value < 0:
+            raise CheckpointError(f"{name} {bounded_repr(value)} is negative")
         if value > limit:
-            raise CheckpointError(f"{name} {value} is above sefa-render's limit of {limit} ({reason})")
+            raise CheckpointError(f"{name} {bounded_repr(value)} is above sefa-render's limit of {limit} ({reason})")
 
 
 def synthesis_bytes(parameters: int, largest_activation: int) -> int:
