@@ -193,7 +193,7 @@ def _read_torch(path: Path) -> Any:
                 "re-save it as a state dict: torch.save(netG.state_dict(), path)"
             ) from None
         raise CheckpointError(f"{path}: refused to load (it needs code to run): {first_line}") from None
-    except (RuntimeError, EOFError, ValueError, zipfile.BadZipFile, OSError) as error:
+    except (RuntimeError, EOFError, ValueError, OverflowError, zipfile.BadZipFile, OSError) as error:
         raise CheckpointError(f"{path}: corrupt or truncated torch file ({error})".splitlines()[0]) from None
 
 
@@ -208,6 +208,6 @@ def _read_pickle(path: Path) -> Any:
             ) from None
         raise CheckpointError(f"{path}: refused to load: {error}") from None
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,
-            RuntimeError) as error:
+            RuntimeError, OverflowError) as error:
         # Whatever the C unpickler or torch raise on a truncated or garbled stream.
         raise CheckpointError(f"{path}: corrupt or truncated pickle ({type(error).__name__}: {error})".splitlines()[0]) from None

@@ -41,6 +41,7 @@ import collections
 import contextlib
 import hashlib
 import io
+import math
 import pickle
 import warnings
 from dataclasses import dataclass, field
@@ -196,7 +197,7 @@ def _rebuild_tensor_v2(storage: Any, storage_offset: Any, size: Any, stride: Any
     # snapshot never carries, instead of attaching them to the tensor.
     if not isinstance(storage, torch.storage.TypedStorage):
         raise UnsafePickleError(f"a tensor's storage is a {type(storage).__name__}")
-    if not (isinstance(storage_offset, int) and _is_int_tuple(size) and _is_int_tuple(stride) and len(size) == len(stride)):
+    if not (_is_int_tuple((storage_offset,)) and _is_int_tuple(size) and _is_int_tuple(stride) and len(size) == len(stride)):
         raise UnsafePickleError("a tensor has a malformed offset, size or stride")
     if backward_hooks or metadata:
         raise UnsafePickleError("a tensor carries backward hooks or metadata")
@@ -217,7 +218,8 @@ def _rebuild_parameter(data: Any, requires_grad: Any = False, backward_hooks: An
 
 
 def _is_int_tuple(value: Any) -> bool:
-    return isinstance(value, tuple) and all(isinstance(item, int) for item in value)
+    """A tuple of sizes, strides or offsets: non-negative ints that fit in int64 (torch and numpy overflow otherwise)."""
+    return isinstance(value, tuple) and len(value) <= 64 and all(type(item) is int and 0 <= item < 2**63 for item in value)
 
 
 def _dtype(spec: Any, align: Any = False, copy: Any = True) -> np.dtype:
@@ -260,8 +262,8 @@ def _frombuffer(buffer: Any, dtype: Any, shape: Any, order: Any) -> np.ndarray:
     _check_dtype(dtype)
     if not isinstance(buffer, (bytes, bytearray)) or not _is_int_tuple(shape) or order not in ("C", "F"):
         raise UnsafePickleError("numpy array data with unexpected arguments")
-    count = int(np.prod(shape, dtype=np.int64))
-    if count < 0 or len(buffer) != count * dtype.itemsize:
+    count = math.prod(shape)
+    if len(buffer) != count * dtype.itemsize:
         raise UnsafePickleError("numpy array data does not match its shape")
     return np.frombuffer(buffer, dtype=dtype).reshape(shape, order=order).copy()
 
