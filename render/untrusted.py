@@ -42,6 +42,8 @@ class _BoundedRepr(reprlib.Repr):
             return repr(x)
         if isinstance(x, np.generic) and x.dtype.kind in "biuf":
             return self.repr1(x.item(), level)
+        if isinstance(x, np.dtype):  # linear in its fields, and cut to maxother
+            return reprlib.Repr.repr_instance(self, x, level)
         shape = getattr(x, "shape", None)
         if isinstance(shape, tuple) and len(shape) <= 8 and all(type(d) is int for d in shape):
             return f"<{type(x).__name__} of shape {tuple(shape)}>"

@@ -42,8 +42,8 @@ from render.untrusted import bounded_repr, bounded_text
 
 __all__ = ["sha256_file", "sniff", "read_checkpoint", "check_stored_tensors", "STORED_BYTES_ALLOWANCE"]
 
-# Tensors may not add up to more bytes than the file holds, plus this much (small
-# tensors share nothing, but a zip archive's headers are counted in its size anyway).
+# Tensors may add up to the file's size plus this much: slack for the few small tensors a
+# legitimate file may hold twice over one storage (a tensor saved next to a view of it).
 STORED_BYTES_ALLOWANCE = 1 << 20
 
 _ZIP_MAGIC = b"PK\x03\x04"
@@ -132,7 +132,7 @@ def check_stored_tensors(content: Any, file_size: int) -> None:
             )
         total += tensor.numel() * tensor.element_size()
         if total > file_size + STORED_BYTES_ALLOWANCE:
-            raise CheckpointError(f"its tensors claim more than {total:,} bytes, more than the file's {file_size:,} bytes hold")
+            raise CheckpointError(f"its tensors claim at least {total:,} bytes, more than the file's {file_size:,} bytes can hold")
 
 
 def _overlaps(tensor: torch.Tensor) -> bool:
@@ -148,7 +148,7 @@ def _overlaps(tensor: torch.Tensor) -> bool:
 
 
 def _tensors(content: Any) -> Iterator[tuple[str, torch.Tensor]]:
-    """Each distinct tensor in `content` with a readable path (`G_ema.synthesis.b4.const`, `['g_ema']['conv1.weight']`)."""
+    """Each distinct tensor in `content` with a readable path (`G_ema.synthesis.b4.const`, `g_ema.conv1.weight`, `x[3]`)."""
     stack: list[tuple[str, Any]] = [("", content)]
     seen: set[int] = set()
     while stack:

@@ -40,7 +40,6 @@ from torch import nn
 from render.errors import CheckpointError
 from render.models import limits
 from render.models.base import Generator, Sampling
-from render.models.limits import check_sizes
 from render.models.ops import ACTIVATIONS, bias_act, modulated_conv2d, normalize_2nd_moment, upfirdn2d, upsample2d
 from render.untrusted import bounded_repr, bounded_text
 
@@ -75,9 +74,9 @@ class StyleGAN2Config:
     synthesis_activation: str = "lrelu"
 
     def __post_init__(self) -> None:
-        check_sizes(img_resolution=self.img_resolution, z_dim=self.z_dim, w_dim=self.w_dim, c_dim=self.c_dim,
-                    mapping_layers=self.mapping_layers,
-                    channels=max((*self.channels, self.mapping_features, self.embed_features, self.img_channels)))
+        limits.check_sizes(img_resolution=self.img_resolution, z_dim=self.z_dim, w_dim=self.w_dim, c_dim=self.c_dim,
+                           mapping_layers=self.mapping_layers,
+                           channels=max((*self.channels, self.mapping_features, self.embed_features, self.img_channels)))
         r = self.img_resolution
         problems = []
         if r < 4 or r & (r - 1):
