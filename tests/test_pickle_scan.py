@@ -59,7 +59,11 @@ def assert_short_refusal(path, fragment: str) -> str:
     (b"\x80\x02]q\x00h\x00a.", "contains itself"),
     # A key of 20 000 elements hashed once is cheap, but it shows keys are bounded on their own.
     (b"\x80\x02}(" + b"K\x01" * 20_000 + b"tK\x01s.", "dict key or set element"),
-], ids=["issue DAG in persistence meta", "issue DAG as dict key", "memo DAG as dict key", "deep nesting", "cycle", "huge key"])
+    # LONG_BINPUT 2²⁷: the C unpickler would fill a 2 GiB memo array; 2³²−1 raised MemoryError.
+    (b"\x80\x02Nr\x00\x00\x00\x08.", "memoizes at index 134,217,728"),
+    (b"\x80\x02Nr\xff\xff\xff\xff.", "memoizes at index 4,294,967,295"),
+], ids=["issue DAG in persistence meta", "issue DAG as dict key", "memo DAG as dict key", "deep nesting", "cycle", "huge key",
+        "memo index 2^27", "memo index 2^32-1"])
 def test_refuses_quickly_when_a_small_pickle_would_build_too_much(tmp_path, content, fragment):
     path = tmp_path / "hostile.pkl"
     path.write_bytes(content)
@@ -96,9 +100,13 @@ def test_refuses_a_storage_blob_inside_a_network_pickle_when_it_is_a_dag(tmp_pat
     assert_short_refusal(path, "shared references expand")
 
 
-def test_reports_truncation_without_allocating_when_a_length_field_is_huge(tmp_path):
+@pytest.mark.parametrize("content", [
+    b"\x80\x04\x8e" + struct.pack("<Q", 1 << 60) + b"abc",   # BINBYTES8 of 2⁶⁰ bytes: refused by the scan
+    b"\x80\x04\x95" + struct.pack("<Q", 1 << 33) + b"N.",    # FRAME of 8 GiB: the scan skips frames, the unpickler reads them
+], ids=["BINBYTES8", "FRAME"])
+def test_reports_truncation_without_allocating_when_a_length_field_is_huge(tmp_path, content):
     path = tmp_path / "huge-length.pkl"
-    path.write_bytes(b"\x80\x04\x8e" + struct.pack("<Q", 1 << 60) + b"abc")  # BINBYTES8 of 2⁶⁰ bytes
+    path.write_bytes(content)
     assert_short_refusal(path, "corrupt or truncated")
 
 

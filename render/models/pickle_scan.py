@@ -22,7 +22,9 @@ twice counts twice) and the depth, and refuses the pickle when
   file's size + `EXPANSION_ALLOWANCE`,
 - any value nests deeper than `MAX_DEPTH`, or contains itself (a cycle),
 - a dict key or set element (which the unpickler hashes) expands to more than
-  `MAX_KEY_SIZE`, or
+  `MAX_KEY_SIZE`,
+- a memo index is `MAX_OBJECTS` or more (the C unpickler allocates an
+  array as long as the largest index), or
 - it uses out-of-band buffers (protocol 5), which no checkpoint needs.
 
 The scan takes time and memory linear in the file's size, and a pickle that
@@ -201,7 +203,11 @@ def scan(file: BinaryIO, file_size: int) -> None:
         if name in _MEMO_PUTS or name == "MEMOIZE":
             if not stack:
                 raise ValueError("memoizing from an empty stack")
-            memo[len(memo) if name == "MEMOIZE" else arg] = stack[-1]
+            index = len(memo) if name == "MEMOIZE" else arg
+            if not 0 <= index < MAX_OBJECTS:
+                # The C unpickler sizes its memo array by the largest index: PUT 2²⁸ alone fills 2 GiB.
+                raise UnsafePickleError(f"it memoizes at index {index:,} (writers number from 0; at most {MAX_OBJECTS:,})")
+            memo[index] = stack[-1]
             continue
         if name in _MEMO_GETS:
             if arg not in memo:
