@@ -145,11 +145,6 @@ class Generator(torch.nn.Module, abc.ABC):
         return next(self.parameters()).device
 
     @property
-    def is_skeleton(self) -> bool:
-        """True when built on the meta device (`limits.skeleton`): shapes only, no weights."""
-        return self.device.type == "meta"
-
-    @property
     def batch_size(self) -> int:
         return self.batch_sizes.get(self.device.type, self.batch_sizes["cpu"])
 

@@ -436,7 +436,7 @@ def load_state(
             raise CheckpointError(f"{source_name(name)} has shape {tuple(state[name].shape)}, expected {tuple(tensor.shape)}")
         if not state[name].is_floating_point():
             raise CheckpointError(f"{source_name(name)} holds {state[name].dtype} values, expected floats")
-    if generator.is_skeleton:
+    if generator.device.type == "meta":  # a skeleton: now that the weights fit, allocate the real network
         generator = StyleGAN2Generator(generator.config, format=generator.format)
     generator.load_state_dict({name: tensor.float() for name, tensor in state.items()}, strict=True)
     return generator
