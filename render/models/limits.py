@@ -13,6 +13,10 @@ what they say (noise buffers of R², weights of C², activations of C·R²), so 
 3. matches the checkpoint's tensor names and shapes against the skeleton,
    and only then builds the real network and loads the weights.
 
+(`dcgan.build` is the short example; StyleGAN2-based loaders call
+`stylegan2.skeleton(config)` and pass it to `stylegan2.load_state`, which
+returns the real generator once the weights fit.)
+
 Together with `checkpoint.read_checkpoint` (tensors backed by stored bytes)
 this bounds memory by the file's size and the limits below, which are well
 above every public model (README, "Limits").
