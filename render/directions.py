@@ -7,6 +7,8 @@ human names. Direction `k` always means row `k` of `directions.npy`.
 
 from __future__ import annotations
 
+import math
+import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,6 +105,7 @@ def read_direction_file(path: Path, latent_dim: int) -> np.ndarray:
                 else "text" if magic and all(32 <= byte < 127 or byte in b"\t\r\n" for byte in magic) else "another format")
         raise ValueError(f"not a .npy file (it holds {kind}; write one array with numpy.save)")
     try:
+        _check_declared_size(path)
         array = np.load(path, allow_pickle=False)  # never unpickle: a .npy can carry objects
     except (ValueError, OSError, EOFError) as error:
         raise ValueError(f"not a readable .npy array ({error})") from None
@@ -121,6 +124,26 @@ def read_direction_file(path: Path, latent_dim: int) -> np.ndarray:
     unit /= np.linalg.norm(unit, axis=1, keepdims=True)
     already_unit = (np.abs(unit - array) <= 1e-12).all(axis=1, keepdims=True)
     return np.where(already_unit, array, unit)
+
+
+_NPY_HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+
+
+def _check_declared_size(path: Path) -> None:
+    """Raise ValueError unless the .npy header's shape fits in the bytes after it.
+
+    np.load allocates what the header declares before reading: a 100-byte file
+    declaring shape (10⁵, 10⁵) asks for 75 GiB.
+    """
+    with open(path, "rb") as f:
+        version = np.lib.format.read_magic(f)
+        if version not in _NPY_HEADER_READERS:  # 3.0 exists only for structured dtypes with non-latin-1 names
+            raise ValueError(f".npy format version {version} is not supported")
+        shape, _, dtype = _NPY_HEADER_READERS[version](f)
+        stored = os.fstat(f.fileno()).st_size - f.tell()
+    declared = math.prod(shape) * dtype.itemsize
+    if declared > stored:
+        raise ValueError(f"its header declares shape {shape} ({declared:,} bytes) but only {stored:,} bytes follow")
 
 
 def resolve_components(selection: IndexSelection | None, method: str, count: int) -> tuple[int, ...]:

@@ -62,3 +62,39 @@ def mark_as_saved_on_cuda(path: Path) -> Path:
                 data = data.replace(b"X\x03\x00\x00\x00cpu", b"X\x06\x00\x00\x00cuda:0")
             target.writestr(info, data)
     return path
+
+
+def dcgan_shapes(z_dim: int, channels: tuple[int, ...], img_channels: int) -> dict[str, tuple[int, ...]]:
+    """Names and shapes of a tutorial-layout DCGAN state dict, worked out without building one.
+
+    For sizes the loader must refuse, where building the network is what the test guards against.
+    """
+    widths = (z_dim, *channels, img_channels)
+    shapes: dict[str, tuple[int, ...]] = {}
+    for index, (c_in, c_out) in enumerate(zip(widths, widths[1:])):
+        shapes[f"main.{3 * index}.weight"] = (c_in, c_out, 4, 4)
+        if index < len(channels):
+            norm = f"main.{3 * index + 1}"
+            shapes.update({f"{norm}.weight": (c_out,), f"{norm}.bias": (c_out,), f"{norm}.running_mean": (c_out,),
+                           f"{norm}.running_var": (c_out,), f"{norm}.num_batches_tracked": ()})
+    return shapes
+
+
+def write_dcgan_of_sizes(path: Path, z_dim: int, channels: tuple[int, ...], img_channels: int = 3, *,
+                         stride_zero: bool = False) -> Path:
+    """`torch.save` a DCGAN state dict of any declared size.
+
+    stride_zero: store every tensor as a stride-0 view of a single element, as
+    `torch.save(torch.ones(1).expand(shape))` does, so a 3 KB file declares
+    tensors of any size. Otherwise the tensors are real (keep them small).
+    """
+    state = {}
+    for name, shape in dcgan_shapes(z_dim, channels, img_channels).items():
+        if name.endswith("num_batches_tracked"):
+            state[name] = torch.tensor(0)
+        elif stride_zero:
+            state[name] = torch.ones(1).expand(shape)
+        else:
+            state[name] = torch.full(shape, 0.01)
+    torch.save(state, path)
+    return path

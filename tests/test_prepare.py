@@ -87,6 +87,14 @@ def test_a_direction_file_that_is_not_npy_is_named_for_what_it_is(tmp_path, cont
                                                      f"not a .npy file (it holds {kind}; write one array with numpy.save)")
 
 
+def test_a_direction_file_is_refused_before_loading_when_its_header_declares_more_than_it_holds(tmp_path):
+    # np.load would first try to allocate the 75 GiB the header declares (a MemoryError traceback).
+    with open(tmp_path / "huge.npy", "wb") as f:
+        np.lib.format.write_array_header_1_0(f, {"descr": "<f8", "fortran_order": False, "shape": (10**5, 10**5)})
+        f.write(bytes(64))
+    assert "declares shape (100000, 100000) (80,000,000,000 bytes) but only 64 bytes follow" in error_of(tmp_path, use_file("huge.npy"))
+
+
 def test_components_beyond_the_directions_are_refused(tmp_path):
     message = error_of(tmp_path, lambda entry: entry.update(components="4-9"))
     assert message == "directions.top.components: direction 6 is out of range: the direction set has 6 (0-5)"

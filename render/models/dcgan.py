@@ -27,6 +27,8 @@ from torch import nn
 
 from render.errors import CheckpointError
 from render.models.base import Generator, Sampling
+from render.models.limits import check_sizes, skeleton
+from render.untrusted import bounded_repr
 
 __all__ = ["DCGANConfig", "DCGANGenerator", "recognize", "build"]
 
@@ -40,6 +42,15 @@ class DCGANConfig:
     z_dim: int                  # nz: length of z
     channels: tuple[int, ...]   # widths after each hidden transposed conv, e.g. (512, 256, 128, 64)
     img_channels: int           # nc
+
+    def __post_init__(self) -> None:
+        check_sizes(z_dim=self.z_dim, channels=max((*self.channels, self.img_channels)), img_resolution=self.img_resolution)
+
+    @property
+    def largest_activation(self) -> int:
+        """Elements of the largest feature map of one image (C·R² after each transposed conv)."""
+        widths = (*self.channels, self.img_channels)
+        return max(c * (4 * 2**index) ** 2 for index, c in enumerate(widths))
 
     @property
     def depth(self) -> int:
@@ -134,16 +145,20 @@ def _config_from_state(state: Mapping[str, torch.Tensor]) -> DCGANConfig:
 def build(content: Any) -> DCGANGenerator:
     state = _find_state_dict(content)
     assert state is not None, "build() called on content recognize() refused"
-    generator = DCGANGenerator(_config_from_state(state))
-    generator.format = "DCGAN state dict"
-    expected = generator.state_dict()
+    config = _config_from_state(state)
+    # Names and shapes are checked on a meta-device skeleton, before any weight is allocated.
+    expected = skeleton(lambda: DCGANGenerator(config), config.largest_activation).state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     if missing or unexpected:
-        detail = f"missing {missing}" if missing else f"unexpected {unexpected}"
+        names = missing or unexpected
+        listed = "[" + ", ".join(bounded_repr(name, 60) for name in names[:8]) + (", …]" if len(names) > 8 else "]")
+        detail = f"missing {listed}" if missing else f"unexpected {listed}"
         raise CheckpointError(f"not a tutorial-style DCGAN generator: {detail}")
     for name, tensor in expected.items():
         if tuple(state[name].shape) != tuple(tensor.shape):
             raise CheckpointError(f"{name} has shape {tuple(state[name].shape)}, expected {tuple(tensor.shape)}")
+    generator = DCGANGenerator(config)
+    generator.format = "DCGAN state dict"
     generator.load_state_dict({name: value.float() if value.is_floating_point() else value for name, value in state.items()})
     return generator.eval()

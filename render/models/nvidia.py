@@ -21,6 +21,7 @@ builds our `StyleGAN2Generator` from it:
 
 from __future__ import annotations
 
+import itertools
 import numbers
 import warnings
 from collections.abc import Mapping
@@ -30,7 +31,9 @@ import numpy as np
 
 from render.errors import CheckpointError
 from render.models.safe_pickle import PersistentRecord
-from render.models.stylegan2 import StyleGAN2Config, StyleGAN2Generator, load_state
+from render.models.limits import check_sizes
+from render.models.stylegan2 import StyleGAN2Config, StyleGAN2Generator, load_state, skeleton
+from render.untrusted import bounded_repr, bounded_text
 
 __all__ = ["recognize", "build"]
 
@@ -48,10 +51,10 @@ def build(content: Any) -> StyleGAN2Generator:
         warnings.warn("the network pickle has no G_ema; using the training weights G, which render worse", UserWarning, stacklevel=2)
     record = content[key]
     if record.class_name != "Generator":
-        raise CheckpointError(f"{key} is a {record.class_name}, not a Generator")
+        raise CheckpointError(f"{key} is a {bounded_repr(record.class_name)}, not a Generator")
     repository = _classify(record, key)
     config = _config(record, key)
-    generator = StyleGAN2Generator(config, format=f"NVIDIA StyleGAN2 pickle ({repository})" + ("" if key == "G_ema" else ", G only"))
+    generator = skeleton(config, format=f"NVIDIA StyleGAN2 pickle ({repository})" + ("" if key == "G_ema" else ", G only"))
     return load_state(generator, record.state_dict(), source_name=lambda name: f"{key}.{name}")
 
 
@@ -91,7 +94,8 @@ def _child_classes(record: PersistentRecord) -> set[str]:
 def _describe_children(record: PersistentRecord) -> str:
     if not record.children:
         return "no child modules"
-    return ", ".join(f"{name} ({child.class_name})" for name, child in record.children.items())
+    listed = [f"{bounded_text(name)} ({bounded_text(child.class_name)})" for name, child in itertools.islice(record.children.items(), 8)]
+    return ", ".join(listed) + (" …" if len(record.children) > 8 else "")
 
 
 class _Reader:
@@ -105,7 +109,7 @@ class _Reader:
         if child is None:
             raise CheckpointError(f"{self.path}.{name} is missing")
         if child.class_name != class_name:
-            raise CheckpointError(f"{self.path}.{name} is a {child.class_name}, expected a {class_name}")
+            raise CheckpointError(f"{self.path}.{name} is a {bounded_repr(child.class_name)}, expected a {class_name}")
         return _Reader(child, f"{self.path}.{name}")
 
     def has_child(self, name: str) -> bool:
@@ -119,13 +123,13 @@ class _Reader:
     def int(self, name: str) -> int:
         value = self.attr(name)
         if not isinstance(value, numbers.Integral) or isinstance(value, bool):
-            raise CheckpointError(f"{self.path}.{name} is {value!r}, expected an integer")
+            raise CheckpointError(f"{self.path}.{name} is {bounded_repr(value)}, expected an integer")
         return int(value)
 
     def float(self, name: str) -> float:
         value = self.attr(name)
         if not isinstance(value, numbers.Real) or isinstance(value, bool):
-            raise CheckpointError(f"{self.path}.{name} is {value!r}, expected a number")
+            raise CheckpointError(f"{self.path}.{name} is {bounded_repr(value)}, expected a number")
         return float(value)
 
     def optional_float(self, name: str) -> float | None:
@@ -134,13 +138,13 @@ class _Reader:
     def bool(self, name: str) -> bool:
         value = self.attr(name)
         if not isinstance(value, (bool, np.bool_)):
-            raise CheckpointError(f"{self.path}.{name} is {value!r}, expected a boolean")
+            raise CheckpointError(f"{self.path}.{name} is {bounded_repr(value)}, expected a boolean")
         return bool(value)
 
     def str(self, name: str) -> str:
         value = self.attr(name)
         if not isinstance(value, str):
-            raise CheckpointError(f"{self.path}.{name} is {value!r}, expected a string")
+            raise CheckpointError(f"{self.path}.{name} is {bounded_repr(value)}, expected a string")
         return value
 
     def shape(self, name: str) -> tuple[int, ...]:
@@ -156,8 +160,10 @@ def _config(record: PersistentRecord, key: str) -> StyleGAN2Config:
     synthesis = g.child("synthesis", "SynthesisNetwork")
     z_dim, w_dim, c_dim = g.int("z_dim"), g.int("w_dim"), g.int("c_dim")
     resolution = g.int("img_resolution")
-
     mapping_layers = mapping.int("num_layers")
+    # Before any of these sizes is used: they come from the file.
+    check_sizes(z_dim=z_dim, w_dim=w_dim, c_dim=c_dim, img_resolution=resolution, mapping_layers=mapping_layers)
+
     if mapping_layers < 1:
         raise CheckpointError(f"{mapping.path}.num_layers is {mapping_layers}; a mapping network needs at least one layer")
     fc = [mapping.child(f"fc{index}", "FullyConnectedLayer") for index in range(mapping_layers)]
@@ -176,7 +182,9 @@ def _config(record: PersistentRecord, key: str) -> StyleGAN2Config:
     conv_clamp = layers[0].optional_float("conv_clamp")
     for block in blocks:
         if block.str("architecture") != architecture:
-            raise CheckpointError(f"{block.path}.architecture is {block.str('architecture')!r}, but {blocks[0].path}'s is {architecture!r}")
+            raise CheckpointError(
+                f"{block.path}.architecture is {bounded_repr(block.str('architecture'))}, but {blocks[0].path}'s is {bounded_repr(architecture)}"
+            )
     for layer in layers + torgbs:
         if layer.optional_float("conv_clamp") != conv_clamp:
             raise CheckpointError(f"{layer.path}.conv_clamp differs from {layers[0].path}.conv_clamp ({conv_clamp})")
@@ -213,5 +221,5 @@ def _block_resolutions(synthesis: _Reader, resolution: int) -> list[int]:
     stored = synthesis.attr("block_resolutions")
     expected = [2**i for i in range(2, resolution.bit_length())]
     if resolution < 4 or resolution & (resolution - 1) or not isinstance(stored, (list, tuple)) or list(stored) != expected:
-        raise CheckpointError(f"{synthesis.path}.block_resolutions is {stored!r}; expected {expected} for resolution {resolution}")
+        raise CheckpointError(f"{synthesis.path}.block_resolutions is {bounded_repr(stored)}; expected {expected} for resolution {resolution}")
     return expected

@@ -9,6 +9,7 @@ builds the model; the file name and extension are never consulted.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 from pathlib import Path
 from types import ModuleType
@@ -17,6 +18,7 @@ from render.errors import CheckpointError
 from render.models import dcgan, nvidia, rosinality
 from render.models.base import Generator
 from render.models.checkpoint import read_checkpoint, sha256_file, sniff
+from render.untrusted import bounded_repr
 
 __all__ = ["FAMILIES", "load_generator", "build_generator", "describe_checkpoint"]
 
@@ -32,7 +34,7 @@ def build_generator(content: object, source: str) -> Generator:
             except CheckpointError as error:
                 raise CheckpointError(f"{source}: {error}") from None
     if isinstance(content, Mapping):
-        keys = ", ".join(repr(key) for key in list(content)[:12])
+        keys = ", ".join(bounded_repr(key, 40) for key in itertools.islice(content, 12))
         found = f"a dict with keys {keys}{' …' if len(content) > 12 else ''}"
     else:
         found = type(content).__name__

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from render.errors import CheckpointError
-from render.models.stylegan2 import StyleGAN2Config, StyleGAN2Generator, load_state
+from render.models.stylegan2 import StyleGAN2Config, StyleGAN2Generator, load_state, skeleton
 
 __all__ = ["recognize", "build", "W_AVG_SAMPLES", "W_AVG_SEED"]
 
@@ -62,7 +62,7 @@ def build(content: Any) -> StyleGAN2Generator:
             raise CheckpointError(f"g_ema.{name} is a {type(value).__name__}, not a tensor")
     config = _config(state)
     is_training = "args" in content or "g_optim" in content
-    generator = StyleGAN2Generator(config, format="rosinality StyleGAN2 .pt" + (" (training checkpoint)" if is_training else ""))
+    generator = skeleton(config, format="rosinality StyleGAN2 .pt" + (" (training checkpoint)" if is_training else ""))
     canonical = _canonical_state(state, config, generator)
 
     latent_avg = content.get("latent_avg")
@@ -72,7 +72,7 @@ def build(content: Any) -> StyleGAN2Generator:
         canonical["mapping.w_avg"] = latent_avg.reshape(config.w_dim)
     else:
         canonical["mapping.w_avg"] = torch.zeros(config.w_dim)  # replaced by the estimate below
-    load_state(generator, canonical)
+    generator = load_state(generator, canonical)
     if latent_avg is None:
         generator.mapping.w_avg.copy_(estimate_w_avg(generator))
         generator.w_avg_source = f"estimated: mean w of {W_AVG_SAMPLES} z from RandomState({W_AVG_SEED})"

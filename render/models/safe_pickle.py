@@ -26,9 +26,12 @@ After unpickling, the whole object tree is walked once more to check that it
 holds nothing but plain data, so a value that slipped past a constructor check
 (e.g. a dtype changed by a later BUILD opcode) is still refused.
 
-Not covered: a crafted pickle can still make large lists and so exhaust memory
-or time. Callers that accept uploads should cap file sizes and load in a
-worker process.
+Before any of that, `pickle_scan.scan` replays the file's opcodes without
+building anything and refuses a pickle whose values would expand beyond a
+bound proportional to the file's size (shared references counted each time),
+nest too deep, or hash huge keys; the nested storage blobs are scanned the same
+way. So loading takes time and memory linear in the file's size, and error
+messages quote values from the file only through `bounded_repr`.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ import collections
 import contextlib
 import hashlib
 import io
+import math
 import pickle
 import warnings
 from dataclasses import dataclass, field
@@ -45,6 +49,9 @@ from typing import Any, BinaryIO, Callable, Iterator, Mapping
 
 import numpy as np
 import torch
+
+from render.models.pickle_scan import BoundedReader, UnsafePickleError, scan, scan_torch_file
+from render.untrusted import bounded_repr
 
 __all__ = ["PersistentRecord", "EasyDict", "UnsafePickleError", "load_pickle"]
 
@@ -57,10 +64,6 @@ _MAX_TREE_SIZE = 100_000
 _MAX_TREE_DEPTH = 64
 # numpy dtype kinds a network pickle may hold: bool, signed, unsigned, float.
 _ALLOWED_DTYPE_KINDS = frozenset("biuf")
-
-
-class UnsafePickleError(pickle.UnpicklingError):
-    """The pickle asks for something outside the allow-list or malformed data."""
 
 
 class EasyDict(dict):
@@ -121,9 +124,9 @@ def _reconstruct_persistent_obj(meta: Any) -> PersistentRecord:
         raise UnsafePickleError(f"persistent object meta is a {type(meta).__name__}, not a dict")
     meta_type, version = meta.get("type"), meta.get("version")
     if type(meta_type) is not str or meta_type != "class":
-        raise UnsafePickleError(f"persistent object type {meta_type!r} is not 'class'")
+        raise UnsafePickleError(f"persistent object type {bounded_repr(meta_type)} is not 'class'")
     if type(version) is not int or version != _PERSISTENCE_VERSION:
-        raise UnsafePickleError(f"persistence format version {version!r} is not {_PERSISTENCE_VERSION}")
+        raise UnsafePickleError(f"persistence format version {bounded_repr(version)} is not {_PERSISTENCE_VERSION}")
     class_name, state, module_src = meta.get("class_name"), meta.get("state"), meta.get("module_src")
     if not isinstance(class_name, str) or not isinstance(state, Mapping):
         raise UnsafePickleError("persistent object meta lacks a class_name string or a state dict")
@@ -133,10 +136,10 @@ def _reconstruct_persistent_obj(meta: Any) -> PersistentRecord:
         value = state.get(key)
         value = {} if value is None else value
         if not isinstance(value, Mapping):
-            raise UnsafePickleError(f"{class_name}.{key} is a {type(value).__name__}, not a dict")
+            raise UnsafePickleError(f"{bounded_repr(class_name)}.{key} is a {type(value).__name__}, not a dict")
         for name, item in value.items():
             if not isinstance(name, str) or not (item is None or isinstance(item, kind)):
-                raise UnsafePickleError(f"{class_name}.{key}[{name!r}] is a {type(item).__name__}, not a {kind.__name__}")
+                raise UnsafePickleError(f"{bounded_repr(class_name)}.{key}[{bounded_repr(name)}] is a {type(item).__name__}, not a {kind.__name__}")
         return {name: item for name, item in value.items() if item is not None}
 
     children = entries("_modules", PersistentRecord)
@@ -171,6 +174,10 @@ def _quiet_typed_storage() -> Iterator[None]:
 def _load_from_bytes(blob: Any) -> torch.storage.TypedStorage:
     if not isinstance(blob, bytes):
         raise UnsafePickleError(f"a tensor storage is a {type(blob).__name__}, not bytes")
+    try:
+        scan_torch_file(io.BytesIO(blob), len(blob))
+    except ValueError as error:
+        raise UnsafePickleError(f"a tensor storage blob is corrupt ({error})") from None
     with _quiet_typed_storage():
         try:
             storage = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
@@ -190,7 +197,7 @@ def _rebuild_tensor_v2(storage: Any, storage_offset: Any, size: Any, stride: Any
     # snapshot never carries, instead of attaching them to the tensor.
     if not isinstance(storage, torch.storage.TypedStorage):
         raise UnsafePickleError(f"a tensor's storage is a {type(storage).__name__}")
-    if not (isinstance(storage_offset, int) and _is_int_tuple(size) and _is_int_tuple(stride) and len(size) == len(stride)):
+    if not (_is_int_tuple((storage_offset,)) and _is_int_tuple(size) and _is_int_tuple(stride) and len(size) == len(stride)):
         raise UnsafePickleError("a tensor has a malformed offset, size or stride")
     if backward_hooks or metadata:
         raise UnsafePickleError("a tensor carries backward hooks or metadata")
@@ -211,23 +218,24 @@ def _rebuild_parameter(data: Any, requires_grad: Any = False, backward_hooks: An
 
 
 def _is_int_tuple(value: Any) -> bool:
-    return isinstance(value, tuple) and all(isinstance(item, int) for item in value)
+    """A tuple of sizes, strides or offsets: non-negative ints that fit in int64 (torch and numpy overflow otherwise)."""
+    return isinstance(value, tuple) and len(value) <= 64 and all(type(item) is int and 0 <= item < 2**63 for item in value)
 
 
 def _dtype(spec: Any, align: Any = False, copy: Any = True) -> np.dtype:
     if not isinstance(spec, str):
-        raise UnsafePickleError(f"numpy dtype {spec!r} is not allowed")
+        raise UnsafePickleError(f"numpy dtype {bounded_repr(spec)} is not allowed")
     try:
         dtype = np.dtype(spec)
     except TypeError:
-        raise UnsafePickleError(f"numpy dtype {spec!r} is not allowed") from None
+        raise UnsafePickleError(f"numpy dtype {bounded_repr(spec)} is not allowed") from None
     _check_dtype(dtype)
     return dtype
 
 
 def _check_dtype(dtype: Any) -> np.dtype:
     if not isinstance(dtype, np.dtype) or dtype.kind not in _ALLOWED_DTYPE_KINDS or dtype.fields or dtype.subdtype:
-        raise UnsafePickleError(f"numpy dtype {dtype!r} is not allowed (only bool, int, uint and float)")
+        raise UnsafePickleError(f"numpy dtype {bounded_repr(dtype)} is not allowed (only bool, int, uint and float)")
     return dtype
 
 
@@ -254,8 +262,8 @@ def _frombuffer(buffer: Any, dtype: Any, shape: Any, order: Any) -> np.ndarray:
     _check_dtype(dtype)
     if not isinstance(buffer, (bytes, bytearray)) or not _is_int_tuple(shape) or order not in ("C", "F"):
         raise UnsafePickleError("numpy array data with unexpected arguments")
-    count = int(np.prod(shape, dtype=np.int64))
-    if count < 0 or len(buffer) != count * dtype.itemsize:
+    count = math.prod(shape)
+    if len(buffer) != count * dtype.itemsize:
         raise UnsafePickleError("numpy array data does not match its shape")
     return np.frombuffer(buffer, dtype=dtype).reshape(shape, order=order).copy()
 
@@ -294,7 +302,7 @@ class _RestrictedUnpickler(pickle.Unpickler):
         try:
             return _ALLOWED[(module, name)]
         except KeyError:
-            raise UnsafePickleError(f"it references {module}.{name}, which a network pickle never needs") from None
+            raise UnsafePickleError(f"it references {bounded_repr(f'{module}.{name}')}, which a network pickle never needs") from None
 
     def persistent_load(self, pid: Any) -> Any:
         raise UnsafePickleError("it uses persistent ids, which a network pickle never does")
@@ -332,11 +340,18 @@ def _check_inert(root: Any) -> None:
 def load_pickle(file: BinaryIO) -> Any:
     """Unpickle `file` using only the allow-listed globals; never runs code from it.
 
+    Its opcodes are scanned first (`pickle_scan.scan`), so what it builds is
+    bounded by the file's size before anything is built.
+
     Raises:
         UnsafePickleError: a global outside the allow-list, malformed persistence
-            data, or a value that is not plain data.
+            data, a value that is not plain data, or values out of bounds.
         pickle.UnpicklingError, EOFError, ValueError, …: a truncated or corrupt file.
     """
-    content = _RestrictedUnpickler(file).load()
+    start, end = file.tell(), file.seek(0, io.SEEK_END)
+    file.seek(start)
+    scan(BoundedReader(file, end), end - start)
+    file.seek(start)
+    content = _RestrictedUnpickler(BoundedReader(file, end)).load()
     _check_inert(content)
     return content

@@ -38,10 +38,12 @@ import torch
 from torch import nn
 
 from render.errors import CheckpointError
+from render.models import limits
 from render.models.base import Generator, Sampling
 from render.models.ops import ACTIVATIONS, bias_act, modulated_conv2d, normalize_2nd_moment, upfirdn2d, upsample2d
+from render.untrusted import bounded_repr, bounded_text
 
-__all__ = ["StyleGAN2Config", "StyleGAN2Generator", "ARCHITECTURES", "load_state"]
+__all__ = ["StyleGAN2Config", "StyleGAN2Generator", "ARCHITECTURES", "skeleton", "load_state"]
 
 ARCHITECTURES = ("orig", "skip", "resnet")
 
@@ -72,6 +74,9 @@ class StyleGAN2Config:
     synthesis_activation: str = "lrelu"
 
     def __post_init__(self) -> None:
+        limits.check_sizes(img_resolution=self.img_resolution, z_dim=self.z_dim, w_dim=self.w_dim, c_dim=self.c_dim,
+                           mapping_layers=self.mapping_layers,
+                           channels=max((*self.channels, self.mapping_features, self.embed_features, self.img_channels)))
         r = self.img_resolution
         problems = []
         if r < 4 or r & (r - 1):
@@ -79,10 +84,10 @@ class StyleGAN2Config:
         elif len(self.channels) != len(self.block_resolutions):
             problems.append(f"{len(self.channels)} channel widths for {len(self.block_resolutions)} blocks")
         if self.architecture not in ARCHITECTURES:
-            problems.append(f"architecture {self.architecture!r} is not one of {ARCHITECTURES}")
+            problems.append(f"architecture {bounded_repr(self.architecture)} is not one of {ARCHITECTURES}")
         for name in ("mapping_activation", "synthesis_activation"):
             if getattr(self, name) not in ACTIVATIONS:
-                problems.append(f"{name} {getattr(self, name)!r} is not one of {tuple(ACTIVATIONS)}")
+                problems.append(f"{name} {bounded_repr(getattr(self, name))} is not one of {tuple(ACTIVATIONS)}")
         if self.mapping_layers < 1 or self.w_dim < 1 or (self.z_dim < 1 and self.c_dim < 1):
             problems.append("the mapping network needs at least one layer, w_dim ≥ 1 and a z or class input")
         if self.kernel_size % 2 != 1:
@@ -99,6 +104,11 @@ class StyleGAN2Config:
     def num_ws(self) -> int:
         """Number of w+ slots: one per conv plus one for the final ToRGB, 2·log2(R) − 2."""
         return 2 * len(self.block_resolutions)
+
+    @property
+    def largest_activation(self) -> int:
+        """Elements of the largest feature map of one image: C(r)·(r + 2)², padding included."""
+        return max(c * (r + 2) ** 2 for c, r in zip(self.channels, self.block_resolutions))
 
 
 # ---------------------------------------------------------------------- layers
@@ -385,16 +395,29 @@ class StyleGAN2Generator(Generator):
 
 
 # ---------------------------------------------------------------------- loading
+def skeleton(config: StyleGAN2Config, format: str = "StyleGAN2") -> StyleGAN2Generator:
+    """The generator for `config` on the meta device (names and shapes, no memory), if one image fits.
+
+    Pass it to `load_state`, which checks the weights against it before allocating the real network.
+
+    Raises:
+        CheckpointError: when synthesising one image would need too much memory (`limits.skeleton`).
+    """
+    return limits.skeleton(lambda: StyleGAN2Generator(config, format=format), config.largest_activation)
+
+
 def load_state(
     generator: StyleGAN2Generator,
     state: Mapping[str, torch.Tensor],
     source_name: Callable[[str], str] = lambda name: name,
 ) -> StyleGAN2Generator:
-    """Load `state` (canonical NVIDIA names) strictly into `generator`.
+    """Load `state` (canonical NVIDIA names) strictly into `generator`; returns the loaded generator.
 
     Every expected tensor must be present with its exact shape, and no other
     tensor may be there. `source_name` turns a canonical name into the name the
-    checkpoint itself uses, for error messages.
+    checkpoint itself uses, for error messages. Loaders pass a `skeleton`: then
+    everything is checked before the real network is allocated, which is built
+    and returned only when the checks pass.
 
     Raises:
         CheckpointError: naming the first missing or mis-shaped tensor, or the unexpected ones.
@@ -406,12 +429,14 @@ def load_state(
         raise CheckpointError(f"missing tensor {source_name(missing[0])}{more}")
     unexpected = [name for name in state if name not in expected]
     if unexpected:
-        listed = ", ".join(source_name(name) for name in unexpected[:8])
+        listed = ", ".join(bounded_text(source_name(name), 60) for name in unexpected[:8])
         raise CheckpointError(f"unexpected tensors for a StyleGAN2 generator: {listed}{' …' if len(unexpected) > 8 else ''}")
     for name, tensor in expected.items():
         if tuple(state[name].shape) != tuple(tensor.shape):
             raise CheckpointError(f"{source_name(name)} has shape {tuple(state[name].shape)}, expected {tuple(tensor.shape)}")
         if not state[name].is_floating_point():
             raise CheckpointError(f"{source_name(name)} holds {state[name].dtype} values, expected floats")
+    if generator.device.type == "meta":  # a skeleton: now that the weights fit, allocate the real network
+        generator = StyleGAN2Generator(generator.config, format=generator.format)
     generator.load_state_dict({name: tensor.float() for name, tensor in state.items()}, strict=True)
     return generator
