@@ -92,8 +92,9 @@ def _direction_fingerprint(direction_set: DirectionSet, component: int) -> dict[
 
 
 def _model_fingerprint(model: ResolvedModel) -> dict[str, Any]:
+    transform = {} if model.input_transform is None else {"input_transform": model.input_transform}
     return {"key": model.key, "checkpoint": model.checkpoint, "sha256": model.sha256, "sampling": asdict(model.sampling),
-            "precision": model.precision}
+            "precision": model.precision, **transform}
 
 
 def video_file_name(set_name: str, direction_set: DirectionSet, component: int) -> str:

@@ -47,7 +47,6 @@ from render.devices import WorkerSlot
 from render.errors import RenderError
 from render.execute import RenderContext, execute_unit
 from render.models.base import Generator
-from render.models.registry import load_generator
 from render.plan import Unit
 
 __all__ = ["Failure", "Observer", "PoolResult", "run_units", "GeneratorCache"]
@@ -88,7 +87,7 @@ class GeneratorCache:
     def for_unit(self, unit: Unit) -> Generator:
         key = self.context.job.spec.directions[unit.direction_set].model
         if key not in self.generators:
-            self.generators[key] = load_generator(self.context.models[key].path)
+            self.generators[key] = self.context.models[key].load()
         generator = self.generators[key]
         if str(generator.device) != self.device:
             self.generators[key] = generator = generator.to(self.device)

@@ -14,7 +14,7 @@ from render.models.base import Sampling
 from render.models.registry import describe_checkpoint, load_generator
 from render.models.stylegan2 import StyleGAN2Generator, load_state
 from tests.checkpoints_stylegan2 import (
-    MODULE_SRC_MARKER, TINY_SG2, stylegan2_weights, write_fork_pickle, write_nvidia_pickle, write_stylegan3_pickle,
+    MODULE_SRC_MARKER, TINY_SG2, stylegan2_weights, write_fork_pickle, write_nvidia_pickle,
 )
 
 CONFIGS = {
@@ -80,13 +80,6 @@ def test_reads_attributes_not_init_kwargs_when_they_disagree(tmp_path):
     misleading = {"z_dim": 8, "mapping_kwargs": {"num_layers": 8}, "synthesis_kwargs": {"architecture": "orig", "conv_clamp": 256}}
     path = write_nvidia_pickle(tmp_path / "kwargs.pkl", init_kwargs=misleading)
     assert load_generator(path).config == TINY_SG2
-
-
-def test_rejects_stylegan3_with_a_clear_message_when_the_synthesis_has_layer_names(tmp_path):
-    path = write_stylegan3_pickle(tmp_path / "stylegan3-t.pkl")
-    with pytest.raises(CheckpointError, match="StyleGAN3") as error:
-        load_generator(path)
-    assert "\n" not in str(error.value) and "not supported yet" in str(error.value)
 
 
 def test_rejects_a_fork_naming_its_classes_when_the_structure_is_unknown(tmp_path):
