@@ -1,0 +1,89 @@
+"""StyleGAN3 pickles named in a job render videos and datasets; include_input and input_transform reach the renders."""
+
+import copy
+import json
+
+import imageio.v3 as iio
+import imageio_ffmpeg
+import numpy as np
+import pytest
+import torch
+
+from checkpoints_stylegan3 import TINY_R, TINY_T, write_stylegan3_pickle
+from jobs import TINY_JOB, write_job
+from render.errors import SpecError
+from render.layout import to_pixels
+from render.models.base import Sampling
+from render.models.registry import load_generator
+from render.runner import run_job
+from test_stylegan2_jobs import rows, stylegan_job
+
+
+def test_a_stylegan3_t_pickle_renders_videos_and_datasets(tmp_path):
+    write_stylegan3_pickle(tmp_path / "stylegan3-t.pkl", TINY_T)
+    job = stylegan_job("stylegan3-t.pkl", truncation_psi=0.5)
+    job["directions"]["top"]["layers"] = "1-2"
+    summary = run_job(write_job(tmp_path, job), tmp_path / "outputs", workers=0, progress=False)
+    manifest = json.loads(summary.manifest.read_text())
+    model = manifest["models"]["sg"]
+    assert (model["family"], model["architecture"], model["format"]) == ("stylegan3", "stylegan3-t", "NVIDIA StyleGAN3 pickle")
+    assert model["sampling"] == {"truncation_psi": 0.5, "truncation_cutoff": None, "class_index": None}
+    assert [a for a in manifest["artifacts"] if a["kind"] == "directions"][0]["layers"] == [1, 2]
+
+    for video in [a for a in manifest["artifacts"] if a["kind"] == "video"]:
+        reader = imageio_ffmpeg.read_frames(str(summary.output_dir / video["path"]))
+        next(reader)
+        assert sum(1 for _ in reader) == video["frames"] == 6
+    train = summary.output_dir / "datasets/pairs/train"
+    row = rows(train)[0]
+    original = iio.imread(train / row["input_image_file_name"]).astype(int)
+    edited = iio.imread(train / row["edited_image_file_name"]).astype(int)
+    assert original.shape == (32, 32, 3) and np.abs(original - edited).mean() > 1
+
+
+def test_include_input_and_input_transform_reach_the_rendered_images(tmp_path):
+    write_stylegan3_pickle(tmp_path / "stylegan3-r.pkl", TINY_R)
+    transform = {"translate": [0.25, -0.1], "rotate": 30.0}
+    job = stylegan_job("stylegan3-r.pkl", class_index=2, input_transform=transform)
+    job["directions"]["top"].update(layers="1-2", include_input=True)
+    job["outputs"] = job["outputs"][1:]  # the dataset is enough here
+    summary = run_job(write_job(tmp_path, job), tmp_path / "outputs", workers=0, progress=False)
+    manifest = json.loads(summary.manifest.read_text())
+    assert manifest["models"]["sg"]["input_transform"] == transform
+    assert [a for a in manifest["artifacts"] if a["kind"] == "directions"][0]["layers"] == [0, 1, 2]
+
+    generator = load_generator(tmp_path / "stylegan3-r.pkl")
+    train = summary.output_dir / "datasets/pairs/train"
+    row = rows(train)[0]
+    with torch.no_grad():
+        plain = to_pixels(generator.synthesize(generator.latents_from_seeds([row["seed"]], Sampling(0.7, None, 2))), None)
+        generator.set_input_transform(transform["translate"], transform["rotate"])
+        moved = to_pixels(generator.synthesize(generator.latents_from_seeds([row["seed"]], Sampling(0.7, None, 2))), None)
+    original = iio.imread(train / row["input_image_file_name"])
+    assert np.array_equal(original, moved[0].numpy()) and not np.array_equal(original, plain[0].numpy())
+
+    # Another transform is another render; the same one is already done.
+    assert run_job(write_job(tmp_path, job), tmp_path / "outputs", workers=0, progress=False).rendered == 0
+    job["models"]["sg"]["input_transform"] = {"rotate": 45.0}
+    assert run_job(write_job(tmp_path, job), tmp_path / "outputs", workers=0, progress=False).skipped == 0
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda job: job["models"]["gan"].update(input_transform={"rotate": 10}),
+     r"models\.gan\.input_transform: dcgan models have no input transform"),
+    (lambda job: job["directions"]["top"].update(include_input=True),
+     r"directions\.top\.layers: dcgan models have no input transform slot"),
+    (lambda job: job["models"]["gan"].update(input_transform={"translate": [1]}), r"models\.gan\.input_transform\.translate"),
+])
+def test_stylegan3_options_on_another_model_are_one_line_spec_errors(tmp_path, change, message):
+    job = copy.deepcopy(TINY_JOB)
+    change(job)
+    with pytest.raises(SpecError, match=message):
+        run_job(write_job(tmp_path, job), tmp_path / "outputs", workers=0, progress=False)
+
+
+def test_naming_the_input_slot_without_include_input_is_a_spec_error(tmp_path):
+    write_stylegan3_pickle(tmp_path / "stylegan3-t.pkl", TINY_T)
+    job = stylegan_job("stylegan3-t.pkl")  # layers 0-1: a StyleGAN2 habit
+    with pytest.raises(SpecError, match=r"directions\.top\.layers: layer 0 drives the input's rotation and translation"):
+        run_job(write_job(tmp_path, job), tmp_path / "outputs", workers=0, progress=False)
