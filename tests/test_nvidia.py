@@ -16,6 +16,7 @@ from render.models.stylegan2 import StyleGAN2Generator, load_state
 from tests.checkpoints_stylegan2 import (
     MODULE_SRC_MARKER, TINY_SG2, stylegan2_weights, write_fork_pickle, write_nvidia_pickle,
 )
+from tests.checkpoints_stylegan3 import write_stylegan3_pickle
 
 CONFIGS = {
     "skip": TINY_SG2,
@@ -53,8 +54,9 @@ def test_renders_the_g_ema_weights_when_loaded_from_a_snapshot(tmp_path, variant
     torch.testing.assert_close(render(generator, sampling_for(config)), expected, atol=0, rtol=0)
 
 
-def test_never_runs_module_src_when_loading(tmp_path, monkeypatch):
-    path = write_nvidia_pickle(tmp_path / "snapshot.pkl")
+@pytest.mark.parametrize("write", [write_nvidia_pickle, write_stylegan3_pickle], ids=["stylegan2", "stylegan3"])
+def test_never_runs_module_src_when_loading(tmp_path, monkeypatch, write):
+    path = write(tmp_path / "snapshot.pkl")
     load_generator(path)  # warm up torch's lazy imports, which legitimately use exec
 
     def refuse(*args, **kwargs):

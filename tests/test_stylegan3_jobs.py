@@ -1,13 +1,16 @@
 """StyleGAN3 pickles named in a job render videos and datasets; include_input and input_transform reach the renders."""
 
 import copy
+import dataclasses
 import json
+from pathlib import Path
 
 import imageio.v3 as iio
 import imageio_ffmpeg
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from checkpoints_stylegan3 import TINY_R, TINY_T, write_stylegan3_pickle
 from jobs import TINY_JOB, write_job
@@ -15,7 +18,9 @@ from render.errors import SpecError
 from render.layout import to_pixels
 from render.models.base import Sampling
 from render.models.registry import load_generator
+from render.prepare import prepare
 from render.runner import run_job
+from render.spec import load_job
 from test_stylegan2_jobs import rows, stylegan_job
 
 
@@ -87,3 +92,14 @@ def test_naming_the_input_slot_without_include_input_is_a_spec_error(tmp_path):
     job = stylegan_job("stylegan3-t.pkl")  # layers 0-1: a StyleGAN2 habit
     with pytest.raises(SpecError, match=r"directions\.top\.layers: layer 0 drives the input's rotation and translation"):
         run_job(write_job(tmp_path, job), tmp_path / "outputs", workers=0, progress=False)
+
+
+def test_the_example_job_prepares_on_a_stylegan3_with_the_official_slot_count(tmp_path):
+    example = Path(__file__).parents[1] / "jobs/stylegan3/stylegan3.yaml"
+    (tmp_path / example.name).write_text(example.read_text())
+    checkpoint = yaml.safe_load(example.read_text())["models"]["sg3"]["checkpoint"]
+    write_stylegan3_pickle(tmp_path / checkpoint, dataclasses.replace(TINY_R, c_dim=0, num_layers=14))  # 16 w slots
+    prepared, _ = prepare(load_job(tmp_path / example.name))
+    layers = {key: direction_set.layers for key, direction_set in prepared.direction_sets.items()}
+    assert layers == {"coarse": (1, 2, 3, 4), "fine": tuple(range(10, 16)), "geometry": (0,), "coarse_turned": (1, 2, 3, 4)}
+    assert prepared.models["sg3_turned"].input_transform == ((0.1, 0.0), 10.0)
