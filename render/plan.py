@@ -123,7 +123,8 @@ def plan(job: Job, models: dict[str, ResolvedModel], direction_sets: dict[str, D
         model = models[job.spec.directions[video.directions].model]
         seeds = job.seeds(video.seeds)
         alphas = job.schedule(video.schedule).alphas()
-        settings = video.model_dump(mode="json", exclude={"name", "directions", "seeds", "schedule"})
+        settings = video.model_dump(mode="json", exclude={"name", "directions", "seeds", "schedule"}
+                                    | (set() if video.camera else {"camera"}))
         for component in direction_set.components:
             path = f"videos/{name}/{video_file_name(video.directions, direction_set, component)}"
             definition = {"kind": "video", "path": path, "model": _model_fingerprint(model),

@@ -126,6 +126,11 @@ def prepare(job: Job) -> tuple[Prepared, dict[str, Generator]]:
             raise SpecError(f"{field}.names: direction {stray[0]} is named but not among the rendered components")
         direction_sets[key] = DirectionSet(set_spec.method, layers, directions, eigenvalues, components,
                                            dict(set_spec.names), source)
+    for index, output in enumerate(job.spec.outputs):
+        generator = generators[job.spec.directions[output.video.directions].model] if output.video else None
+        if output.video and output.video.camera and not generator.geometric_slots:
+            raise SpecError(f"{job.path}: outputs[{index}].video.camera: {generator.family} models have no input "
+                            "transform to move (only StyleGAN3 has one)")
     return Prepared(job, models, direction_sets), generators
 
 

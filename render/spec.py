@@ -248,6 +248,9 @@ class VideoSpec(_Strict):
         description="x264 speed/size trade-off at the same quality; slower presets give smaller files")] = "veryfast"
     label: Annotated[Flag, Field(description="strip with direction, eigenvalue and α under the grid")] = True
     side_by_side: Annotated[Flag, Field(description="each cell shows original | edited")] = False
+    camera: Annotated[InputTransformSpec | None, Field(
+        description="StyleGAN3: a camera move, a seamless loop: at frame f the image moves by "
+                    "sin(2π·f/frames)·(translate, rotate), on top of the model's input_transform")] = None
 
 
 class DatasetSpec(_Strict):

@@ -155,6 +155,21 @@ def test_features_fade_out_where_a_transform_pushes_them_past_the_band(loaded):
     assert features[beyond].abs().max() == 0 and features[~beyond].abs().amax(dim=(1, 2)).min() > 0
 
 
+def test_a_move_per_image_renders_what_setting_that_transform_renders(loaded):
+    config, _, generator = loaded
+    latents = generator.latents_from_seeds([0, 1], sampling_for(config))
+    with torch.no_grad():
+        still = generator.synthesize(latents)
+        torch.testing.assert_close(generator.synthesize_moved(latents, np.zeros((2, 3))), still, atol=0, rtol=0)
+        moved = generator.synthesize_moved(latents, np.array([[0.0, 0.0, 0.0], [0.1, -0.2, 30.0]]))
+        generator.set_input_transform((0.1, -0.2), 30.0)
+        expected = generator.synthesize(latents[1:])
+        generator.set_input_transform((0, 0), 0)
+    torch.testing.assert_close(moved[:1], still[:1], atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(moved[1:], expected, atol=1e-6, rtol=1e-5)
+    assert (moved[1] - still[1]).abs().max() > 1e-3
+
+
 # ---------------------------------------------------------------------- SeFa slots
 def test_sefa_reads_each_layers_affine_and_the_input_only_when_asked(loaded):
     config, _, generator = loaded

@@ -73,9 +73,35 @@ def test_include_input_and_input_transform_reach_the_rendered_images(tmp_path):
     assert run_job(write_job(tmp_path, job), tmp_path / "outputs", workers=0, progress=False).skipped == 0
 
 
+def video_frames(summary) -> list[np.ndarray]:
+    """The frames of the job's one video, above the label strip."""
+    artifact = [a for a in json.loads(summary.manifest.read_text())["artifacts"] if a["kind"] == "video"][0]
+    reader = imageio_ffmpeg.read_frames(str(summary.output_dir / artifact["path"]))
+    width, height = next(reader)["size"]
+    return [np.frombuffer(data, np.uint8).reshape(height, width, 3)[:height - 24].astype(int) for data in reader]
+
+
+def test_a_camera_move_loops_through_a_stylegan3_video(tmp_path):
+    write_stylegan3_pickle(tmp_path / "stylegan3-t.pkl", TINY_T)
+    job = stylegan_job("stylegan3-t.pkl")
+    job["directions"]["top"]["layers"] = "1-2"
+    still = dict(job["outputs"][0]["video"], side_by_side=True, crf=0)  # lossless: equal frames decode equal
+    job["outputs"] = [{"video": dict(still, camera={"translate": [0.5, 0], "rotate": 90})}]
+    moving = video_frames(run_job(write_job(tmp_path, job), tmp_path / "outputs", workers=0, progress=False))
+    job["outputs"] = [{"video": still}]
+    summary = run_job(write_job(tmp_path, job), tmp_path / "outputs", workers=0, progress=False)
+    assert summary.skipped == 0  # the camera is part of what a video unit renders
+    frames = video_frames(summary)
+    # Frames 1 and 5 of the pingpong have the same α; the camera is at sin(±π/3): moved opposite ways.
+    assert len(moving) == 6 and np.array_equal(frames[1], frames[5])
+    assert np.abs(moving[1] - moving[5]).mean() > 0.5 and np.array_equal(moving[0], frames[0])  # sin(0) = 0: no move
+
+
 @pytest.mark.parametrize("change, message", [
     (lambda job: job["models"]["gan"].update(input_transform={"rotate": 10}),
      r"models\.gan\.input_transform: dcgan models have no input transform"),
+    (lambda job: job["outputs"][0]["video"].update(camera={"rotate": 10}),
+     r"outputs\[0\]\.video\.camera: dcgan models have no input transform to move"),
     (lambda job: job["directions"]["top"].update(include_input=True),
      r"directions\.top\.layers: dcgan models have no input transform slot"),
     (lambda job: job["models"]["gan"].update(input_transform={"translate": [1]}), r"models\.gan\.input_transform\.translate"),

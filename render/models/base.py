@@ -150,6 +150,10 @@ class Generator(torch.nn.Module, abc.ABC):
     def synthesize(self, latents: torch.Tensor) -> torch.Tensor:
         """Edit-space latents [N, num_layers, latent_dim] → images [N, C, H, W] in about [-1, 1]."""
 
+    def synthesize_moved(self, latents: torch.Tensor, moves: np.ndarray) -> torch.Tensor:
+        """`synthesize`, each image moved by moves[i] = (translate x, translate y, rotate degrees); StyleGAN3 only."""
+        raise ValueError(f"{self.family} models have no input transform to move (only StyleGAN3 has one)")
+
     # ------------------------------------------------------------------ SeFa
     @abc.abstractmethod
     def sefa_weight(self, layer: int) -> np.ndarray:

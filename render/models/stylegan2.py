@@ -358,10 +358,13 @@ class StyleGANGenerator(Generator):
 
     # ------------------------------------------------------------------ synthesis
     def synthesize(self, latents: torch.Tensor) -> torch.Tensor:
+        self.check_latents(latents)
+        return self.synthesis(latents)
+
+    def check_latents(self, latents: torch.Tensor) -> None:
         expected = (self.num_layers, self.latent_dim)
         if latents.ndim != 3 or tuple(latents.shape[1:]) != expected:
             raise ValueError(f"latents have shape {tuple(latents.shape)}, expected [N, {expected[0]}, {expected[1]}]")
-        return self.synthesis(latents)
 
     # ------------------------------------------------------------------ SeFa
     @abc.abstractmethod

@@ -232,8 +232,8 @@ class SynthesisInput(nn.Module):
         grid = F.affine_grid(theta.unsqueeze(0), [1, 1, self.size[1], self.size[0]], align_corners=False)
         self.register_buffer("grid", grid, persistent=False)  # [1, H, W, 2]
 
-    def forward(self, w: torch.Tensor) -> torch.Tensor:
-        """w [N, w_dim] → features [N, channels, H, W]."""
+    def forward(self, w: torch.Tensor, transforms: torch.Tensor | None = None) -> torch.Tensor:
+        """w [N, w_dim] → features [N, channels, H, W]; `transforms` [N, 3, 3] replace the user transform per image."""
         batch = w.shape[0]
         t = self.affine(w)
         t = t / t[:, :2].norm(dim=1, keepdim=True)  # unit rotation (cos, sin), then translation
@@ -243,7 +243,8 @@ class SynthesisInput(nn.Module):
         rotation[:, 1, 0], rotation[:, 1, 1] = t[:, 1], t[:, 0]
         translation = torch.eye(3, device=w.device).unsqueeze(0).repeat([batch, 1, 1])
         translation[:, 0, 2], translation[:, 1, 2] = -t[:, 2], -t[:, 3]
-        transforms = rotation @ translation @ self.transform.unsqueeze(0)  # [N, 3, 3]
+        user = self.transform.unsqueeze(0) if transforms is None else transforms
+        transforms = rotation @ translation @ user  # [N, 3, 3]
 
         freqs = self.freqs.unsqueeze(0)  # [1, C, 2]
         phases = self.phases.unsqueeze(0) + (freqs @ transforms[:, :2, 2:]).squeeze(2)  # [N, C]
@@ -303,8 +304,8 @@ class SynthesisNetwork(nn.Module):
         for layer in config.layers:
             setattr(self, layer.name, SynthesisLayer(layer, config.w_dim))
 
-    def forward(self, ws: torch.Tensor) -> torch.Tensor:
-        x = self.input(ws[:, 0])
+    def forward(self, ws: torch.Tensor, transforms: torch.Tensor | None = None) -> torch.Tensor:
+        x = self.input(ws[:, 0], transforms)
         for index, name in enumerate(self.layer_names):
             x = getattr(self, name)(x, ws[:, index + 1])
         return x * self.output_scale if self.output_scale != 1 else x
@@ -337,6 +338,18 @@ class StyleGAN3Generator(StyleGANGenerator):
         """Translate and rotate what the generator draws, as `gen_images.py --translate X,Y --rotate DEG` does."""
         matrix = torch.from_numpy(input_transform_matrix(translate, rotate))
         self.synthesis.input.transform.copy_(matrix)
+
+    def synthesize_moved(self, latents: torch.Tensor, moves: np.ndarray) -> torch.Tensor:
+        """`synthesize`, with image i moved further by moves[i] = (translate x, translate y, rotate degrees).
+
+        A move follows the input transform already set: the user transform
+        (an inverse) becomes transform · move⁻¹, so a zero move renders
+        exactly what `synthesize` does.
+        """
+        self.check_latents(latents)
+        inverses = torch.from_numpy(np.stack([input_transform_matrix(move[:2], move[2]) for move in moves]))
+        transforms = (self.synthesis.input.transform.double() @ inverses).float().to(latents.device)
+        return self.synthesis(latents, transforms)
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "layer_names": [layer.name for layer in self.config.layers]}
