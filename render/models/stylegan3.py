@@ -131,7 +131,7 @@ class StyleGAN3Config:
     def __post_init__(self) -> None:
         problems = []
         r = self.img_resolution
-        if not 1 <= r <= 8192 or self.img_channels < 1 or self.w_dim < 1 or self.mapping_layers < 1:
+        if not 1 <= r <= 4096 or self.img_channels < 1 or self.w_dim < 1 or self.mapping_layers < 1:
             problems.append(f"img_resolution {r}, img_channels {self.img_channels}, w_dim {self.w_dim} or "
                             f"mapping layers {self.mapping_layers} out of range")
         if not self.layers or not self.layers[-1].is_torgb or any(layer.is_torgb for layer in self.layers[:-1]):
@@ -225,12 +225,6 @@ class SynthesisInput(nn.Module):
         self.register_buffer("transform", torch.eye(3))  # the user's inverse transform w.r.t. the image
         self.register_buffer("freqs", torch.zeros([self.channels, 2]))
         self.register_buffer("phases", torch.zeros([self.channels]))
-        # The sampling grid is fixed: pixel centres of a [size] map spanning size/sampling_rate units.
-        theta = torch.eye(2, 3)
-        theta[0, 0] = 0.5 * self.size[0] / self.sampling_rate
-        theta[1, 1] = 0.5 * self.size[1] / self.sampling_rate
-        grid = F.affine_grid(theta.unsqueeze(0), [1, 1, self.size[1], self.size[0]], align_corners=False)
-        self.register_buffer("grid", grid, persistent=False)  # [1, H, W, 2]
 
     def forward(self, w: torch.Tensor, transforms: torch.Tensor | None = None) -> torch.Tensor:
         """w [N, w_dim] → features [N, channels, H, W]; `transforms` [N, 3, 3] replace the user transform per image."""
@@ -252,7 +246,12 @@ class SynthesisInput(nn.Module):
         # Fade out frequencies that the user transform pushed past the band (none without one).
         fade = (1 - (freqs.norm(dim=2) - self.bandwidth) / (self.sampling_rate / 2 - self.bandwidth)).clamp(0, 1)
 
-        x = (self.grid.unsqueeze(3) @ freqs.permute(0, 2, 1).unsqueeze(1).unsqueeze(2)).squeeze(3)  # [N, H, W, C]
+        # Pixel centres of a [size] map spanning size/sampling_rate units, centred on 0.
+        theta = torch.eye(2, 3, device=w.device)
+        theta[0, 0] = 0.5 * self.size[0] / self.sampling_rate
+        theta[1, 1] = 0.5 * self.size[1] / self.sampling_rate
+        grid = F.affine_grid(theta.unsqueeze(0), [1, 1, self.size[1], self.size[0]], align_corners=False)  # [1, H, W, 2]
+        x = (grid.unsqueeze(3) @ freqs.permute(0, 2, 1).unsqueeze(1).unsqueeze(2)).squeeze(3)  # [N, H, W, C]
         x = x + phases.unsqueeze(1).unsqueeze(2)
         x = torch.sin(x * (2 * math.pi))
         x = x * fade.unsqueeze(1).unsqueeze(2)
