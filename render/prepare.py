@@ -127,10 +127,11 @@ def prepare(job: Job) -> tuple[Prepared, dict[str, Generator]]:
         direction_sets[key] = DirectionSet(set_spec.method, layers, directions, eigenvalues, components,
                                            dict(set_spec.names), source)
     for index, output in enumerate(job.spec.outputs):
-        generator = generators[job.spec.directions[output.video.directions].model] if output.video else None
-        if output.video and output.video.camera and not generator.geometric_slots:
-            raise SpecError(f"{job.path}: outputs[{index}].video.camera: {generator.family} models have no input "
-                            "transform to move (only StyleGAN3 has one)")
+        if output.video is not None and output.video.camera is not None:
+            generator = generators[job.spec.directions[output.video.directions].model]
+            if not generator.geometric_slots:  # the slot of an input transform, which a camera moves
+                raise SpecError(f"{job.path}: outputs[{index}].video.camera: {generator.family} models have no input "
+                                "transform to move (only StyleGAN3 has one)")
     return Prepared(job, models, direction_sets), generators
 
 

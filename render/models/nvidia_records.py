@@ -75,9 +75,6 @@ class Reader:
             raise CheckpointError(f"missing tensor {self.path}.{name}")
         return tuple(tensor.shape)
 
-    def has_attr(self, name: str) -> bool:
-        return name in self.record.attrs
-
     def pair(self, name: str) -> tuple[int, int]:
         """A stored (width, height): numpy int arrays of shape [2] in StyleGAN3."""
         value = self.attr(name)

@@ -440,7 +440,8 @@ def load_state(
     unexpected = [name for name in state if name not in expected]
     if unexpected:
         listed = ", ".join(source_name(name) for name in unexpected[:8])
-        raise CheckpointError(f"unexpected tensors for a {type(generator).__name__.removesuffix('Generator')} generator: {listed}{' …' if len(unexpected) > 8 else ''}")
+        kind = type(generator).__name__.removesuffix("Generator")
+        raise CheckpointError(f"unexpected tensors for a {kind} generator: {listed}{' …' if len(unexpected) > 8 else ''}")
     for name, tensor in expected.items():
         if tuple(state[name].shape) != tuple(tensor.shape):
             raise CheckpointError(f"{source_name(name)} has shape {tuple(state[name].shape)}, expected {tuple(tensor.shape)}")
