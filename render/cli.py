@@ -117,6 +117,8 @@ def _parser() -> argparse.ArgumentParser:
     factorize = commands.add_parser("factorize", help="SeFa directions of a model: print the spectrum, save .npy files")
     factorize.add_argument("model", help="'zoo:NAME' or a checkpoint path")
     factorize.add_argument("--layers", default="all", help="latent slots: 'all', '0-1', '2-5', '6-', '0,3' (default all)")
+    factorize.add_argument("--include-input", action="store_true",
+                           help="StyleGAN3: also factorize w slot 0, the input's rotation/translation affine")
     factorize.add_argument("--out", type=Path, help="folder for directions.npy and eigenvalues.npy "
                                                     "(default outputs/directions/<model>)")
     factorize.add_argument("--top", type=int, default=10, help="how many eigenvalues to print (default 10)")
@@ -192,7 +194,7 @@ def _factorize(args: argparse.Namespace) -> int:
         raise OutputError(f"--out {out}: cannot create the folder ({error.strerror})") from None
     generator = load_generator(locate_checkpoint(args.model))
     try:
-        layers = selection.resolve(generator.num_layers, "layer")
+        layers = generator.select_layers(selection, args.include_input)
     except ValueError as error:
         raise SpecError(f"--layers: {error}") from None
     try:

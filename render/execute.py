@@ -32,7 +32,7 @@ from render.prepare import ResolvedModel
 from render.sinks import dataset as dataset_sink
 from render.sinks.background import BackgroundWriter
 from render.sinks.video import VideoWriter
-from render.spec import DatasetSpec, Job
+from render.spec import DatasetSpec, InputTransformSpec, Job
 
 __all__ = ["RenderContext", "execute_unit"]
 
@@ -73,18 +73,23 @@ def _precision(generator: Generator, precision: str) -> Iterator[None]:
 
 
 def _pixels(generator: Generator, latents: torch.Tensor, size: int | None, precision: str,
-            describe: Callable[[int], str]) -> np.ndarray:
+            describe: Callable[[int], str], moves: np.ndarray | None = None) -> np.ndarray:
     """Latents [N, num_layers, latent_dim] → uint8 images [N, size, size, 3] in host memory.
 
-    Synthesizes `generator.batch_size` latents at a time. From a GPU the
+    Synthesizes `generator.batch_size` latents at a time, each moved by its
+    row of `moves` [N, 3] when given (a StyleGAN3 camera move). From a GPU the
     pixels come back through pinned memory, which copies about twice as fast
     as pageable memory. Non-finite output raises (naming latent i as
     `describe(i)`) instead of turning into black pixels.
     """
     chunks = []
     for start in range(0, len(latents), generator.batch_size):
+        chunk = latents[start:start + generator.batch_size]
         with _precision(generator, precision):
-            images = generator.synthesize(latents[start:start + generator.batch_size])
+            if moves is None:
+                images = generator.synthesize(chunk)
+            else:
+                images = generator.synthesize_moved(chunk, moves[start:start + generator.batch_size])
         _require_finite(images, lambda index: describe(start + index))
         chunks.append(to_pixels(images, size))
     pixels = torch.cat(chunks) if len(chunks) > 1 else chunks[0]
@@ -124,8 +129,9 @@ def _render_video(context: RenderContext, unit: VideoUnit, generator: Generator,
     direction = torch.from_numpy(direction_set.directions[unit.component]).to(latents)
     direction_text = f"direction {unit.component}" + (f" ({direction_set.names[unit.component]})"
                                                       if unit.component in direction_set.names else "")
+    moves = _camera_moves(video.camera, len(alphas))  # [frames, 3] or None
     originals = (_pixels(generator, latents, cell, model.precision, lambda i: f"seed {unit.seeds[i]}, unedited")
-                 if video.side_by_side else None)
+                 if video.side_by_side and moves is None else None)
     frames_per_batch = max(1, generator.batch_size // count)
 
     def write(frames: np.ndarray) -> None:
@@ -139,11 +145,16 @@ def _render_video(context: RenderContext, unit: VideoUnit, generator: Generator,
             codes = latents.repeat(len(batch_alphas), 1, 1)  # [b·S, num_layers, latent_dim], frame-major
             per_code = torch.from_numpy(batch_alphas).to(latents).repeat_interleave(count)
             edited = generator.edit(codes, direction, per_code, direction_set.layers)
+            frame_moves = None if moves is None else np.repeat(moves[start:start + len(batch_alphas)], count, axis=0)
             cells = _pixels(generator, edited, cell, model.precision,  # frame-major: latent i is frame i // count
-                            lambda i: f"seed {unit.seeds[i % count]}, {direction_text}, α {batch_alphas[i // count]:+g}")
+                            lambda i: f"seed {unit.seeds[i % count]}, {direction_text}, α {batch_alphas[i // count]:+g}",
+                            frame_moves)
             cells = cells.reshape(len(batch_alphas), count, cell, cell, 3)
-            if originals is not None:
-                pairs = np.broadcast_to(originals, cells.shape)
+            if video.side_by_side:
+                # The originals move with the camera too.
+                pairs = (np.broadcast_to(originals, cells.shape) if originals is not None else
+                         _pixels(generator, codes, cell, model.precision,
+                                 lambda i: f"seed {unit.seeds[i % count]}, unedited", frame_moves).reshape(cells.shape))
                 cells = np.stack([pairs, cells], axis=2).reshape(len(batch_alphas), 2 * count, cell, cell, 3)
             labels = ([label_strip(_label_text(direction_set, unit.component, float(a)), layout.width, layout.label_height)
                        for a in batch_alphas] if video.label else None)
@@ -155,6 +166,14 @@ def _render_video(context: RenderContext, unit: VideoUnit, generator: Generator,
                 "eigenvalue": direction_set.eigenvalue(unit.component), "seeds": list(unit.seeds),
                 "alpha_min": float(alphas.min()), "alpha_max": float(alphas.max())}
     return {"files": [unit.path], "artifact": artifact}
+
+
+def _camera_moves(camera: InputTransformSpec | None, frames: int) -> np.ndarray | None:
+    """(translate x, translate y, rotate) per frame: sin(2π·f/frames) times the camera's, a seamless loop."""
+    if camera is None:
+        return None
+    amplitude = np.array([camera.translate[0], camera.translate[1], camera.rotate])
+    return np.sin(2 * np.pi * np.arange(frames) / frames)[:, None] * amplitude
 
 
 def _render_dataset_shard(context: RenderContext, unit: DatasetShard, generator: Generator,

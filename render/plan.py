@@ -92,8 +92,9 @@ def _direction_fingerprint(direction_set: DirectionSet, component: int) -> dict[
 
 
 def _model_fingerprint(model: ResolvedModel) -> dict[str, Any]:
+    transform = {} if model.input_transform is None else {"input_transform": model.input_transform}
     return {"key": model.key, "checkpoint": model.checkpoint, "sha256": model.sha256, "sampling": asdict(model.sampling),
-            "precision": model.precision}
+            "precision": model.precision, **transform}
 
 
 def video_file_name(set_name: str, direction_set: DirectionSet, component: int) -> str:
@@ -122,7 +123,8 @@ def plan(job: Job, models: dict[str, ResolvedModel], direction_sets: dict[str, D
         model = models[job.spec.directions[video.directions].model]
         seeds = job.seeds(video.seeds)
         alphas = job.schedule(video.schedule).alphas()
-        settings = video.model_dump(mode="json", exclude={"name", "directions", "seeds", "schedule"})
+        settings = video.model_dump(mode="json", exclude={"name", "directions", "seeds", "schedule"}
+                                    | (set() if video.camera else {"camera"}))
         for component in direction_set.components:
             path = f"videos/{name}/{video_file_name(video.directions, direction_set, component)}"
             definition = {"kind": "video", "path": path, "model": _model_fingerprint(model),

@@ -56,7 +56,6 @@ from render.errors import RenderError
 from render.execute import RenderContext, execute_unit
 from render.interrupts import stop_on_signals, watch_lifeline
 from render.models.base import Generator
-from render.models.registry import load_generator
 from render.plan import Unit
 
 __all__ = ["Failure", "Observer", "PoolResult", "run_units", "GeneratorCache"]
@@ -97,7 +96,7 @@ class GeneratorCache:
     def for_unit(self, unit: Unit) -> Generator:
         key = self.context.job.spec.directions[unit.direction_set].model
         if key not in self.generators:
-            self.generators[key] = load_generator(self.context.models[key].path)
+            self.generators[key] = self.context.models[key].load()
         generator = self.generators[key]
         if str(generator.device) != self.device:
             self.generators[key] = generator = generator.to(self.device)

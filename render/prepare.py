@@ -37,6 +37,14 @@ class ResolvedModel:
     sampling: Sampling       # the spec's settings over the family's defaults
     precision: str           # 'fp32', 'bf16' or 'fp16' synthesis
     description: dict        # Generator.describe(): family, config, sizes
+    input_transform: tuple[tuple[float, float], float] | None = None  # StyleGAN3: (translate, rotate)
+
+    def load(self) -> Generator:
+        """The generator, set up as the job asks (a worker's own copy)."""
+        generator = load_generator(self.path)
+        if self.input_transform is not None:
+            generator.set_input_transform(*self.input_transform)
+        return generator
 
 
 @dataclass(frozen=True)
@@ -81,9 +89,16 @@ def prepare(job: Job) -> tuple[Prepared, dict[str, Generator]]:
         problem = generator.check_sampling(sampling)
         if problem:
             raise SpecError(f"{field}: {problem}")
+        transform = model_spec.input_transform
+        input_transform = None if transform is None else (transform.translate, transform.rotate)
+        if input_transform is not None:
+            try:
+                generator.set_input_transform(*input_transform)
+            except ValueError as error:
+                raise SpecError(f"{field}.input_transform: {error}") from None
         generators[key] = generator
         models[key] = ResolvedModel(key, model_spec.checkpoint, path, sha256_file(path), sampling, model_spec.precision,
-                                    generator.describe())
+                                    generator.describe(), input_transform)
 
     direction_sets: dict[str, DirectionSet] = {}
     factorized: dict[tuple[str, tuple[int, ...]], tuple] = {}  # each (checkpoint, layers) once per job
@@ -91,7 +106,7 @@ def prepare(job: Job) -> tuple[Prepared, dict[str, Generator]]:
         field = f"{job.path}: directions.{key}"
         generator = generators[set_spec.model]
         try:
-            layers = set_spec.layers.resolve(generator.num_layers, "layer")
+            layers = generator.select_layers(set_spec.layers, set_spec.include_input)
         except ValueError as error:
             raise SpecError(f"{field}.layers: {error}") from None
         if set_spec.method == "sefa":
@@ -116,6 +131,12 @@ def prepare(job: Job) -> tuple[Prepared, dict[str, Generator]]:
         direction_sets[key] = DirectionSet(set_spec.method, layers, directions, eigenvalues, components,
                                            dict(set_spec.names), source)
     check_units_fit(job, generators, direction_sets)
+    for index, output in enumerate(job.spec.outputs):
+        if output.video is not None and output.video.camera is not None:
+            generator = generators[job.spec.directions[output.video.directions].model]
+            if not generator.geometric_slots:  # the slot of an input transform, which a camera moves
+                raise SpecError(f"{job.path}: outputs[{index}].video.camera: {generator.family} models have no input "
+                                "transform to move (only StyleGAN3 has one)")
     return Prepared(job, models, direction_sets), generators
 
 
@@ -132,5 +153,7 @@ def _sefa(generator: Generator, checkpoint_sha256: str, layers: tuple[int, ...],
 
 def describe_model(model: ResolvedModel) -> dict[str, object]:
     """Manifest entry for a model."""
+    transform = {} if model.input_transform is None else {
+        "input_transform": {"translate": list(model.input_transform[0]), "rotate": model.input_transform[1]}}
     return {"checkpoint": model.checkpoint, "path": str(model.path), "sha256": model.sha256,
-            "sampling": dataclasses.asdict(model.sampling), "precision": model.precision, **model.description}
+            "sampling": dataclasses.asdict(model.sampling), "precision": model.precision, **transform, **model.description}

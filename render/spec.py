@@ -173,6 +173,11 @@ class _Strict(BaseModel):
 
 
 # --------------------------------------------------------------------------- models and directions
+class InputTransformSpec(_Strict):
+    translate: Annotated[tuple[Number, Number], Field(description="[x, y] in image widths")] = (0.0, 0.0)
+    rotate: Annotated[Number, Field(description="degrees, counter-clockwise")] = 0.0
+
+
 class ModelSpec(_Strict):
     checkpoint: Annotated[Text, Field(description="'zoo:NAME' or a checkpoint path (relative to the job file)")]
     truncation_psi: Annotated[Number | None, Field(description="ψ; unset = the family's default (StyleGAN: 0.7)")] = None
@@ -181,6 +186,8 @@ class ModelSpec(_Strict):
     class_index: Annotated[NonNegativeInt | None, Field(description="class for class-conditional models")] = None
     precision: Annotated[Literal["fp32", "bf16", "fp16"], Field(
         description="synthesis precision: bf16 is about 2× faster on CPUs, fp16 on GPUs; outputs differ slightly")] = "fp32"
+    input_transform: Annotated[InputTransformSpec | None, Field(
+        description="StyleGAN3: translate and rotate the image, as gen_images.py --translate/--rotate")] = None
 
 
 class DirectionSetSpec(_Strict):
@@ -189,6 +196,8 @@ class DirectionSetSpec(_Strict):
     file: Annotated[Text | None, Field(description=".npy of shape [latent_dim] or [k, latent_dim] (method: file)")] = None
     layers: Annotated[Selection, Field(description="latent slots to factorize and edit: 'all', '0-1', '2-5', '6-', lists")] = (
         IndexSelection(None))
+    include_input: Annotated[Flag, Field(
+        description="StyleGAN3: also factorize and edit w slot 0, whose affine rotates and translates the input")] = False
     components: Annotated[Selection | None, Field(
         description="which directions to render, by index: '0-4', [0, 3], 'all'; default: the top 5 (sefa) or all (file)")] = None
     names: Annotated[dict[int, Name], Field(description="human names by direction index, e.g. {0: pose}")] = {}
@@ -294,6 +303,9 @@ class VideoSpec(_Strict):
         description="x264 speed/size trade-off at the same quality; slower presets give smaller files")] = "veryfast"
     label: Annotated[Flag, Field(description="strip with direction, eigenvalue and α under the grid")] = True
     side_by_side: Annotated[Flag, Field(description="each cell shows original | edited")] = False
+    camera: Annotated[InputTransformSpec | None, Field(
+        description="StyleGAN3: a camera move, a seamless loop: at frame f the image moves by "
+                    "sin(2π·f/frames)·(translate, rotate), on top of the model's input_transform")] = None
 
 
 class DatasetSpec(_Strict):

@@ -299,35 +299,6 @@ def write_nvidia_pickle(path: Path, config: StyleGAN2Config = TINY_SG2, *, seed:
         return dump_nvidia(path, content, protocol, numpy1_names)
 
 
-def write_stylegan3_pickle(path: Path) -> Path:
-    """A tiny StyleGAN3-T-like snapshot: the structure §2.4.1 classifies, with SG3's numpy attributes."""
-    with fake_nvidia_modules():
-        w = 8
-        layer_names = ["L0_20_8", "L1_16_3"]
-        layers = {
-            name: FakePersistent("SynthesisLayer",
-                                 {"is_torgb": index == 1, "use_fp16": np.bool_(False), "in_size": np.array([20, 20]),
-                                  "out_size": np.array([16, 16]), "in_cutoff": np.float64(2.0), "padding": [1, 1, 1, 1]},
-                                 {"weight": torch.randn(8, 8, 3, 3), "bias": torch.zeros(8)},
-                                 {"magnitude_ema": torch.ones([]), "up_filter": torch.ones(12) / 12, "down_filter": None},
-                                 {"affine": FakePersistent("FullyConnectedLayer", {"activation": "linear"},
-                                                           {"weight": torch.randn(8, w), "bias": torch.ones(8)})})
-            for index, name in enumerate(layer_names)
-        }
-        synthesis = FakePersistent(
-            "SynthesisNetwork",
-            {"w_dim": w, "num_ws": 4, "img_resolution": 16, "img_channels": 3, "num_layers": 1, "layer_names": layer_names},
-            modules={"input": FakePersistent("SynthesisInput", {"size": np.array([20, 20]), "sampling_rate": np.float64(16)},
-                                             {"weight": torch.randn(8, 8)}, {"freqs": torch.randn(8, 2), "phases": torch.randn(8)}),
-                     **layers},
-        )
-        mapping = FakePersistent("MappingNetwork", {"z_dim": w, "c_dim": 0, "w_dim": w, "num_ws": 4, "num_layers": 2},
-                                 buffers={"w_avg": torch.zeros(w)}, modules={"embed": None})
-        generator = FakePersistent("Generator", {"z_dim": w, "c_dim": 0, "w_dim": w, "img_resolution": 16, "img_channels": 3,
-                                                 "num_ws": 4}, modules={"synthesis": synthesis, "mapping": mapping})
-        return dump_nvidia(path, {"G": FakePersistent("Generator"), "D": None, "G_ema": generator, "augment_pipe": None})
-
-
 def write_fork_pickle(path: Path) -> Path:
     """A snapshot whose G_ema is some other network in the persistence format (an EG3D-like tri-plane generator)."""
     with fake_nvidia_modules():

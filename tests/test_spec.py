@@ -104,7 +104,7 @@ CASES = [
     (set_in(["outputs", 0, "video", "label"], "yes"), "outputs[0].video.label: expected true or false, got 'yes'"),
     (set_in(["outputs", 0, "video", "fsp"], 3), "outputs[0].video.fsp: unknown key; did you mean 'fps'?"),
     (set_in(["outputs", 0, "video", "zzz"], 3), "outputs[0].video.zzz: unknown key (allowed: name, directions, seeds, "
-                                                "schedule, grid, cell_size, gutter, fps, crf, preset, label, side_by_side)"),
+                                                "schedule, grid, cell_size, gutter, fps, crf, preset, label, side_by_side, camera)"),
     (set_in(["outputs", 0, "video", "preset"], "quick"), "outputs[0].video.preset: expected one of 'ultrafast', "
      "'superfast', 'veryfast', 'faster', 'fast', 'medium', 'slow', 'slower' or 'veryslow', got 'quick'"),
     (set_in(["outputs", 1, "dataset", "png_compression"], 10),

@@ -27,6 +27,8 @@ from typing import Any, ClassVar, Sequence
 import numpy as np
 import torch
 
+from render.ranges import IndexSelection
+
 __all__ = ["Generator", "Sampling", "z_from_seeds"]
 
 
@@ -77,6 +79,8 @@ class Generator(torch.nn.Module, abc.ABC):
     img_resolution: int
     img_channels: int
     c_dim: int = 0           # number of classes for conditional models, 0 otherwise
+    # Slots whose affine drives a geometric transform, not content (StyleGAN3's input): used only when asked for.
+    geometric_slots: ClassVar[tuple[int, ...]] = ()
 
     # ------------------------------------------------------------------ sampling
     def check_sampling(self, sampling: Sampling) -> str | None:
@@ -101,7 +105,28 @@ class Generator(torch.nn.Module, abc.ABC):
         with torch.no_grad():
             return self.latents(z, sampling)
 
+    def set_input_transform(self, translate: Sequence[float], rotate: float) -> None:
+        """Translate (image widths) and rotate (degrees) what the generator draws; StyleGAN3 only."""
+        raise ValueError(f"{self.family} models have no input transform (only StyleGAN3 has one)")
+
     # ------------------------------------------------------------------ editing
+    def select_layers(self, selection: IndexSelection, include_input: bool = False) -> tuple[int, ...]:
+        """The slots a direction set factorizes and edits.
+
+        `all` leaves the geometric slots out; naming one needs `include_input`,
+        which adds them to any selection.
+        """
+        layers = set(selection.resolve(self.num_layers, "layer"))
+        geometric = set(self.geometric_slots)
+        if include_input and not geometric:
+            raise ValueError(f"{self.family} models have no input transform slot to include (only StyleGAN3 has one)")
+        if selection.spans is None:
+            layers -= geometric
+        elif layers & geometric and not include_input:
+            raise ValueError(f"layer {min(layers & geometric)} drives the input's rotation and translation, not content; "
+                             "ask for it with include_input: true (--include-input on the command line)")
+        return tuple(sorted(layers | geometric if include_input else layers))
+
     def edit(
         self,
         latents: torch.Tensor,      # [N, num_layers, latent_dim]
@@ -124,6 +149,10 @@ class Generator(torch.nn.Module, abc.ABC):
     @abc.abstractmethod
     def synthesize(self, latents: torch.Tensor) -> torch.Tensor:
         """Edit-space latents [N, num_layers, latent_dim] → images [N, C, H, W] in about [-1, 1]."""
+
+    def synthesize_moved(self, latents: torch.Tensor, moves: np.ndarray) -> torch.Tensor:
+        """`synthesize`, each image moved by moves[i] = (translate x, translate y, rotate degrees); StyleGAN3 only."""
+        raise ValueError(f"{self.family} models have no input transform to move (only StyleGAN3 has one)")
 
     # ------------------------------------------------------------------ SeFa
     @abc.abstractmethod

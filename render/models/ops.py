@@ -137,6 +137,7 @@ def modulated_conv2d(
     up: int = 1,
     padding: int = 0,
     resample_filter: torch.Tensor | None = None,
+    input_gain: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """StyleGAN2's modulated convolution for a whole batch (Karras et al. 2020, eq. 1–3).
 
@@ -154,6 +155,9 @@ def modulated_conv2d(
     stores these weights pre-flipped for that transposed convolution, so no
     flip happens here.
 
+    `input_gain` (StyleGAN3's 1/√magnitude_ema, a 0-d tensor) scales ŵ after
+    demodulation, where demodulation cannot cancel it.
+
     Returns [N, O, H', W'].
     """
     batch = x.shape[0]
@@ -162,6 +166,8 @@ def modulated_conv2d(
     if demodulate:
         dcoefs = (w.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt()  # [N, O]
         w = w * dcoefs.reshape(batch, -1, 1, 1, 1)
+    if input_gain is not None:
+        w = w * input_gain
     x = x.reshape(1, -1, *x.shape[2:])  # [1, N·I, H, W]
     w = w.reshape(-1, in_channels, kh, kw)  # [N·O, I, k, k]
 

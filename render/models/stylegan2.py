@@ -28,10 +28,11 @@ Choices a reader might otherwise undo:
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Protocol, TypeVar
 
 import numpy as np
 import torch
@@ -43,7 +44,8 @@ from render.models.base import Generator, Sampling
 from render.models.ops import ACTIVATIONS, bias_act, modulated_conv2d, normalize_2nd_moment, upfirdn2d, upsample2d
 from render.untrusted import bounded_repr, bounded_text
 
-__all__ = ["StyleGAN2Config", "StyleGAN2Generator", "ARCHITECTURES", "skeleton", "load_state"]
+__all__ = ["StyleGAN2Config", "StyleGAN2Generator", "StyleGANGenerator", "MappingConfig", "ARCHITECTURES", "skeleton",
+           "load_state"]
 
 ARCHITECTURES = ("orig", "skip", "resnet")
 
@@ -135,10 +137,23 @@ class FullyConnectedLayer(nn.Module):
         return bias_act(x.matmul(w.t()), b, self.activation)
 
 
+class MappingConfig(Protocol):
+    """The fields of a StyleGAN2 or StyleGAN3 config that the mapping network reads (see StyleGAN2Config)."""
+
+    z_dim: int
+    w_dim: int
+    c_dim: int
+    mapping_layers: int
+    mapping_features: int
+    embed_features: int
+    mapping_lr_multiplier: float
+    mapping_activation: str
+
+
 class MappingNetwork(nn.Module):
     """z (and class) → w, plus the tracked average `w_avg` used for truncation."""
 
-    def __init__(self, config: StyleGAN2Config):
+    def __init__(self, config: MappingConfig):
         super().__init__()
         self.z_dim, self.c_dim = config.z_dim, config.c_dim
         self.num_layers = config.mapping_layers
@@ -294,13 +309,13 @@ class SynthesisNetwork(nn.Module):
 
 
 # ---------------------------------------------------------------------- the generator
-class StyleGAN2Generator(Generator):
-    """A StyleGAN2 generator seen through sefa-render's `Generator` interface.
+class StyleGANGenerator(Generator):
+    """What StyleGAN2 and StyleGAN3 share: the mapping network, truncation, w+ edits, SeFa on affines.
 
-    Edit space: w+, one slot per conv plus the final ToRGB (`num_layers` = num_ws).
+    Edit space: w+ [N, num_ws, w_dim]. Subclasses build the synthesis network
+    and name the module whose `affine` reads each slot (`slot_layer`).
     """
 
-    family = "stylegan2"
     # Where mapping.w_avg (the truncation centre) came from; rosinality training checkpoints estimate it.
     w_avg_source = "stored in the checkpoint"
     # Official SeFa's defaults (genforce/sefa `sefa.py`): ψ 0.7 on the first 8 slots.
@@ -308,7 +323,7 @@ class StyleGAN2Generator(Generator):
     # The batch runs as one grouped convolution (groups = batch); on a CPU its per-image speed falls as groups grow.
     batch_sizes = {"cpu": 8, "cuda": 32}
 
-    def __init__(self, config: StyleGAN2Config, format: str = "StyleGAN2"):
+    def __init__(self, config: Any, format: str, synthesis: nn.Module):
         super().__init__()
         self.config = config
         self.format = format
@@ -318,17 +333,10 @@ class StyleGAN2Generator(Generator):
         self.img_resolution = config.img_resolution
         self.img_channels = config.img_channels
         self.c_dim = config.c_dim
-        if config.num_ws < 8:
-            # Small models (≤ 16 px) have fewer than 8 slots; cutoff 8 meant "all" there in NVIDIA's code.
-            self.default_sampling = Sampling(truncation_psi=0.7, truncation_cutoff=None)
         self.mapping = MappingNetwork(config)
-        self.synthesis = SynthesisNetwork(config)
+        self.synthesis = synthesis
         self.requires_grad_(False)
         self.eval()
-
-    @property
-    def architecture(self) -> str:
-        return self.config.architecture
 
     # ------------------------------------------------------------------ sampling
     def check_sampling(self, sampling: Sampling) -> str | None:
@@ -361,12 +369,43 @@ class StyleGAN2Generator(Generator):
 
     # ------------------------------------------------------------------ synthesis
     def synthesize(self, latents: torch.Tensor) -> torch.Tensor:
+        self.check_latents(latents)
+        return self.synthesis(latents)
+
+    def check_latents(self, latents: torch.Tensor) -> None:
         expected = (self.num_layers, self.latent_dim)
         if latents.ndim != 3 or tuple(latents.shape[1:]) != expected:
             raise ValueError(f"latents have shape {tuple(latents.shape)}, expected [N, {expected[0]}, {expected[1]}]")
-        return self.synthesis(latents)
 
     # ------------------------------------------------------------------ SeFa
+    @abc.abstractmethod
+    def slot_layer(self, layer: int) -> str:
+        """Name of the module whose affine reads w+ slot `layer`."""
+
+    def sefa_weight(self, layer: int) -> np.ndarray:
+        """The affine weight [C_in, w_dim] of the layer that reads slot `layer` (its gain 1/√w_dim left out)."""
+        module = self.get_submodule(self.slot_layer(layer))
+        return module.affine.weight.detach().cpu().double().numpy()
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "w_dim": self.config.w_dim, "num_ws": self.num_layers, "w_avg_source": self.w_avg_source}
+
+
+class StyleGAN2Generator(StyleGANGenerator):
+    """A StyleGAN2 generator: w+ has one slot per conv plus the final ToRGB (`num_layers` = num_ws)."""
+
+    family = "stylegan2"
+
+    def __init__(self, config: StyleGAN2Config, format: str = "StyleGAN2"):
+        super().__init__(config, format, SynthesisNetwork(config))
+        if config.num_ws < 8:
+            # Small models (≤ 16 px) have fewer than 8 slots; cutoff 8 meant "all" there in NVIDIA's code.
+            self.default_sampling = Sampling(truncation_psi=0.7, truncation_cutoff=None)
+
+    @property
+    def architecture(self) -> str:
+        return self.config.architecture
+
     def slot_layer(self, layer: int) -> str:
         """Name of the module whose affine reads w+ slot `layer`.
 
@@ -385,14 +424,6 @@ class StyleGAN2Generator(Generator):
         resolution = 4 * 2 ** ((layer + 1) // 2)
         return f"synthesis.b{resolution}.conv{0 if layer % 2 else 1}"
 
-    def sefa_weight(self, layer: int) -> np.ndarray:
-        """The affine weight [C_in, w_dim] of the layer that reads slot `layer` (its gain 1/√w_dim left out)."""
-        module = self.get_submodule(self.slot_layer(layer))
-        return module.affine.weight.detach().cpu().double().numpy()
-
-    def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "w_dim": self.config.w_dim, "num_ws": self.num_layers, "w_avg_source": self.w_avg_source}
-
 
 # ---------------------------------------------------------------------- loading
 def skeleton(config: StyleGAN2Config, format: str = "StyleGAN2") -> StyleGAN2Generator:
@@ -406,11 +437,14 @@ def skeleton(config: StyleGAN2Config, format: str = "StyleGAN2") -> StyleGAN2Gen
     return limits.skeleton(lambda: StyleGAN2Generator(config, format=format), config.largest_activation)
 
 
+StyleGANG = TypeVar("StyleGANG", bound=StyleGANGenerator)
+
+
 def load_state(
-    generator: StyleGAN2Generator,
+    generator: StyleGANG,
     state: Mapping[str, torch.Tensor],
     source_name: Callable[[str], str] = lambda name: name,
-) -> StyleGAN2Generator:
+) -> StyleGANG:
     """Load `state` (canonical NVIDIA names) strictly into `generator`; returns the loaded generator.
 
     Every expected tensor must be present with its exact shape, and no other
@@ -430,13 +464,14 @@ def load_state(
     unexpected = [name for name in state if name not in expected]
     if unexpected:
         listed = ", ".join(bounded_text(source_name(name), 60) for name in unexpected[:8])
-        raise CheckpointError(f"unexpected tensors for a StyleGAN2 generator: {listed}{' …' if len(unexpected) > 8 else ''}")
+        kind = type(generator).__name__.removesuffix("Generator")
+        raise CheckpointError(f"unexpected tensors for a {kind} generator: {listed}{' …' if len(unexpected) > 8 else ''}")
     for name, tensor in expected.items():
         if tuple(state[name].shape) != tuple(tensor.shape):
             raise CheckpointError(f"{source_name(name)} has shape {tuple(state[name].shape)}, expected {tuple(tensor.shape)}")
         if not state[name].is_floating_point():
             raise CheckpointError(f"{source_name(name)} holds {state[name].dtype} values, expected floats")
     if generator.device.type == "meta":  # a skeleton: now that the weights fit, allocate the real network
-        generator = StyleGAN2Generator(generator.config, format=generator.format)
+        generator = type(generator)(generator.config, format=generator.format)
     generator.load_state_dict({name: tensor.float() for name, tensor in state.items()}, strict=True)
     return generator
