@@ -81,7 +81,7 @@ def _pixels(generator: Generator, latents: torch.Tensor, size: int | None, preci
     for start in range(0, len(latents), generator.batch_size):
         with _precision(generator, precision):
             images = generator.synthesize(latents[start:start + generator.batch_size])
-        chunks.append(to_pixels(images, size))
+        chunks.append(to_pixels(images, size, generator.pixels))
     pixels = torch.cat(chunks) if len(chunks) > 1 else chunks[0]
     if pixels.device.type == "cpu":
         return pixels.numpy()
