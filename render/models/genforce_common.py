@@ -4,7 +4,9 @@ genforce/sefa computes it (`shared/research/checkpoint-formats.md` §7).
 - **Seeds.** `sefa.py` seeds torch, not numpy: `torch.manual_seed(seed)`,
   then `torch.randn(num_samples, z_dim)` on the CPU. Seed s here is the first
   sample of `sefa.py --seed s`, i.e. `torch.randn(z_dim)` from a generator
-  seeded with s (float32, CPU).
+  seeded with s (float32, CPU). torch fills tensors of 16 or more values in
+  blocks of 16, so for z_dim 512 (every released model) this is also the
+  first row of `torch.randn(N, 512)` for any N; below 16 only for N = 1.
 - **Pixels.** `utils.py::postprocess`: `(x + 1)·255/2 + 0.5`, clipped to
   [0, 255], truncated to uint8, in float32.
 - **Truncation.** `TruncationModule`: when ψ ≠ 1 and the cutoff is positive,
