@@ -37,7 +37,7 @@ from render.models.base import Sampling
 __all__ = [
     "MAX_RESOLUTION", "MAX_WIDTH", "MAX_MAPPING_LAYERS", "GENFORCE_SAMPLING",
     "z_from_torch_seeds", "pixel_norm", "dense", "truncate", "check_truncation", "check_size",
-    "check_state", "resolution_of",
+    "check_state", "resolution_of", "StateShapes", "GenforceSampling", "default_truncation",
 ]
 
 MAX_RESOLUTION = 1024        # genforce's largest (`_RESOLUTIONS_ALLOWED`: 8 … 1024)
@@ -128,3 +128,67 @@ def check_state(state: Mapping[str, torch.Tensor], expected: Mapping[str, tuple[
             raise CheckpointError(f"{prefix}{name} has shape {tuple(tensor.shape)}, expected {tuple(shape)}")
         if not tensor.is_floating_point():
             raise CheckpointError(f"{prefix}{name} holds {tensor.dtype} values, expected floats")
+
+
+def default_truncation(num_layers: int) -> Sampling:
+    """sefa.py's ψ 0.7 on the first 8 slots, on all of them for models with fewer."""
+    return Sampling(GENFORCE_SAMPLING.truncation_psi, min(GENFORCE_SAMPLING.truncation_cutoff, num_layers))
+
+
+class GenforceSampling:
+    """Mixin for a `Generator`: seeds and pixels the way genforce/sefa's `sefa.py` makes them."""
+
+    pixels = "genforce"
+
+    def latents_from_seeds(self, seeds: Sequence[int], sampling: Sampling = Sampling()) -> torch.Tensor:
+        z = z_from_torch_seeds(seeds, self.z_dim).to(self.device)  # type: ignore[attr-defined]
+        with torch.no_grad():
+            return self.latents(z, sampling)  # type: ignore[attr-defined]
+
+
+class StateShapes:
+    """Sizes read off a genforce state dict, with errors naming tensors as the file does (`prefix` + name)."""
+
+    def __init__(self, state: Mapping[str, torch.Tensor], prefix: str, family: str):
+        self.state, self.prefix, self.family = state, prefix, family
+
+    def shape(self, name: str, ndim: int) -> tuple[int, ...]:
+        tensor = self.state.get(name)
+        if not isinstance(tensor, torch.Tensor):
+            raise CheckpointError(f"missing tensor {self.prefix}{name} for a genforce {self.family} generator")
+        if tensor.ndim != ndim:
+            raise CheckpointError(f"{self.prefix}{name} has shape {tuple(tensor.shape)}, expected {ndim} dimensions")
+        return tuple(tensor.shape)
+
+    def size(self, name: str, ndim: int, axis: int, limit: int = MAX_WIDTH) -> int:
+        """One axis of a tensor's shape, within 1…limit."""
+        return check_size(f"{self.prefix}{name}", self.shape(name, ndim)[axis], limit)
+
+    def count(self, template: str, step: int = 1) -> int:
+        """How many resolution blocks: how many of template.format(0), template.format(step), … the state holds."""
+        count = sum(1 for k in range(64) if template.format(step * k) in self.state)
+        resolution_of(count, f"{self.prefix}{template.format('*')}")
+        return count
+
+    def refuse(self, name: str, why: str) -> None:
+        """A CheckpointError naming `name` when the state holds a tensor whose name starts with it."""
+        if any(key.startswith(name) for key in self.state):
+            raise CheckpointError(f"{self.prefix}{name}: {why}")
+
+    def mapping(self) -> dict[str, int]:
+        """z_dim, w_dim, mapping_layers and mapping_features of a StyleGAN-style mapping network."""
+        self.refuse("mapping.label_weight", f"class-conditional genforce {self.family} models are not supported")
+        layers = sum(1 for i in range(MAX_MAPPING_LAYERS + 1) if f"mapping.dense{i}.weight" in self.state)
+        if not 1 <= layers <= MAX_MAPPING_LAYERS:
+            raise CheckpointError(f"{self.prefix}mapping.dense*.weight: {layers} mapping layers, expected 1…{MAX_MAPPING_LAYERS}")
+        w_dim = self.size("synthesis.layer0.style.weight", 2, 1)
+        last = f"mapping.dense{layers - 1}.weight"
+        if self.shape(last, 2)[0] != w_dim:
+            raise CheckpointError(f"{self.prefix}{last} gives {self.shape(last, 2)[0]} values but the styles read "
+                                  f"w of size {w_dim} (per-layer w, repeat_w=False, is not supported)")
+        return {
+            "z_dim": self.size("mapping.dense0.weight", 2, 1),
+            "w_dim": w_dim,
+            "mapping_layers": layers,
+            "mapping_features": self.size("mapping.dense0.weight", 2, 0) if layers > 1 else w_dim,
+        }

@@ -26,7 +26,7 @@ genforce's 'resnet' variant cannot run in genforce itself and is refused.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 import torch
 import torch.nn.functional as F
@@ -42,19 +42,12 @@ _MAPPING_LR_MUL = 0.01
 _UPSAMPLE_GAIN = 4  # genforce's filters hold the ×2 upsampling gain, factor² = 4
 
 
-class GenforceStyleGAN2Generator(StyleGAN2Generator):
+class GenforceStyleGAN2Generator(gc.GenforceSampling, StyleGAN2Generator):
     """Our StyleGAN2 network, sampled the way genforce/sefa samples."""
-
-    pixels = "genforce"
 
     def __init__(self, config: StyleGAN2Config, format: str):
         super().__init__(config, format=format)
-        self.default_sampling = Sampling(gc.GENFORCE_SAMPLING.truncation_psi, min(gc.GENFORCE_SAMPLING.truncation_cutoff, self.num_layers))
-
-    def latents_from_seeds(self, seeds: Sequence[int], sampling: Sampling = Sampling()) -> torch.Tensor:
-        z = gc.z_from_torch_seeds(seeds, self.z_dim).to(self.device)
-        with torch.no_grad():
-            return self.latents(z, sampling)
+        self.default_sampling = gc.default_truncation(self.num_layers)
 
     def latents(self, z: torch.Tensor, sampling: Sampling) -> torch.Tensor:
         problem = self.check_sampling(sampling)
@@ -71,25 +64,11 @@ class GenforceStyleGAN2Generator(StyleGAN2Generator):
 
 def config_from_state(state: Mapping[str, torch.Tensor], prefix: str) -> StyleGAN2Config:
     """Sizes and architecture from tensor shapes and names, checked against the limits first."""
-    def shape(name: str, ndim: int) -> tuple[int, ...]:
-        tensor = state.get(name)
-        if not isinstance(tensor, torch.Tensor):
-            raise CheckpointError(f"missing tensor {prefix}{name} for a genforce StyleGAN2 generator")
-        if tensor.ndim != ndim:
-            raise CheckpointError(f"{prefix}{name} has shape {tuple(tensor.shape)}, expected {ndim} dimensions")
-        return tuple(tensor.shape)
-
-    if "mapping.label_weight" in state:
-        raise CheckpointError(f"{prefix}mapping.label_weight: class-conditional genforce StyleGAN2 models are not supported")
-    if "synthesis.early_layer.weight" in state:
-        raise CheckpointError(f"{prefix}synthesis.early_layer.weight: a StyleGAN2 without a constant input is not supported")
-    if any(name.startswith("synthesis.skip_layer") for name in state):
-        raise CheckpointError(f"{prefix}synthesis.skip_layer*: genforce's 'resnet' StyleGAN2 is not supported")
-    mapping_layers = sum(1 for i in range(gc.MAX_MAPPING_LAYERS + 1) if f"mapping.dense{i}.weight" in state)
-    if not 1 <= mapping_layers <= gc.MAX_MAPPING_LAYERS:
-        raise CheckpointError(f"{prefix}mapping.dense*.weight: {mapping_layers} mapping layers, expected 1…{gc.MAX_MAPPING_LAYERS}")
-    count = sum(1 for k in range(64) if f"synthesis.layer{2 * k}.weight" in state)
-    resolution = gc.resolution_of(count, f"{prefix}synthesis.layer*.weight")
+    shapes = gc.StateShapes(state, prefix, "StyleGAN2")
+    shapes.refuse("synthesis.early_layer.weight", "a StyleGAN2 without a constant input is not supported")
+    shapes.refuse("synthesis.skip_layer", "genforce's 'resnet' StyleGAN2 is not supported")
+    mapping = shapes.mapping()
+    count = shapes.count("synthesis.layer{}.weight", step=2)
     outputs = [k for k in range(count) if f"synthesis.output{k}.weight" in state]
     if outputs == list(range(count)):
         architecture = "skip"
@@ -97,24 +76,14 @@ def config_from_state(state: Mapping[str, torch.Tensor], prefix: str) -> StyleGA
         architecture = "orig"
     else:
         raise CheckpointError(f"{prefix}synthesis.output*: ToRGB layers {outputs} fit neither the 'skip' nor the 'origin' architecture")
-    first = shape("mapping.dense0.weight", 2)
-    w_dim = gc.check_size(f"{prefix}synthesis.layer0.style.weight", shape("synthesis.layer0.style.weight", 2)[1])
-    last = shape(f"mapping.dense{mapping_layers - 1}.weight", 2)
-    if last[0] != w_dim:
-        raise CheckpointError(f"{prefix}mapping.dense{mapping_layers - 1}.weight gives {last[0]} values but the styles read "
-                              f"w of size {w_dim} (per-layer w, repeat_w=False, is not supported)")
     return StyleGAN2Config(
-        z_dim=gc.check_size(f"{prefix}mapping.dense0.weight", first[1]),
-        w_dim=w_dim,
+        **mapping,
         c_dim=0,
-        img_resolution=resolution,
-        img_channels=gc.check_size(f"{prefix}synthesis.output{count - 1}.weight", shape(f"synthesis.output{count - 1}.weight", 4)[0], 4),
-        mapping_layers=mapping_layers,
-        mapping_features=gc.check_size(f"{prefix}mapping.dense0.weight", first[0]) if mapping_layers > 1 else w_dim,
+        img_resolution=4 * 2 ** (count - 1),
+        img_channels=shapes.size(f"synthesis.output{count - 1}.weight", 4, 0, limit=4),
         embed_features=0,
         mapping_lr_multiplier=_MAPPING_LR_MUL,
-        channels=tuple(gc.check_size(f"{prefix}synthesis.layer{2 * k}.weight", shape(f"synthesis.layer{2 * k}.weight", 4)[0])
-                       for k in range(count)),
+        channels=tuple(shapes.size(f"synthesis.layer{2 * k}.weight", 4, 0) for k in range(count)),
         architecture=architecture,
     )
 

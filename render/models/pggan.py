@@ -82,9 +82,8 @@ class _Conv(nn.Module):
         return F.leaky_relu(x, _LRELU_SLOPE) if self.activate else x
 
 
-class PGGANGenerator(Generator):
+class PGGANGenerator(gc.GenforceSampling, Generator):
     family = "pggan"
-    pixels = "genforce"
     batch_sizes = {"cpu": 16, "cuda": 64}
 
     def __init__(self, config: PGGANConfig):
@@ -108,11 +107,6 @@ class PGGANGenerator(Generator):
             setattr(self, f"output{k}", _Conv((config.img_channels, width, 1, 1), width, 0, "conv", 1.0, False))
         self.requires_grad_(False)
         self.eval()
-
-    def latents_from_seeds(self, seeds, sampling: Sampling = Sampling()) -> torch.Tensor:
-        z = gc.z_from_torch_seeds(seeds, self.z_dim).to(self.device)
-        with torch.no_grad():
-            return self.latents(z, sampling)
 
     def latents(self, z: torch.Tensor, sampling: Sampling) -> torch.Tensor:
         problem = self.check_sampling(sampling)
@@ -139,26 +133,16 @@ class PGGANGenerator(Generator):
 
 def config_from_state(state: Mapping[str, torch.Tensor], prefix: str) -> PGGANConfig:
     """Sizes from tensor shapes, checked against the limits before anything is built."""
-    def shape(name: str, ndim: int) -> tuple[int, ...]:
-        tensor = state.get(name)
-        if not isinstance(tensor, torch.Tensor):
-            raise CheckpointError(f"missing tensor {prefix}{name} for a genforce PGGAN generator")
-        if tensor.ndim != ndim:
-            raise CheckpointError(f"{prefix}{name} has shape {tuple(tensor.shape)}, expected {ndim} dimensions")
-        return tuple(tensor.shape)
-
-    count = sum(1 for k in range(64) if f"output{k}.weight" in state)
-    gc.resolution_of(count, f"{prefix}output*.weight")
-    z_dim = gc.check_size(f"{prefix}layer0.weight", shape("layer0.weight", 4)[1])
-    widths = tuple(gc.check_size(f"{prefix}layer{2 * k + 1}.weight", shape(f"layer{2 * k + 1}.weight", 4)[0]) for k in range(count))
-    img_channels = gc.check_size(f"{prefix}output0.weight", shape("output0.weight", 4)[0], 4)
+    shapes = gc.StateShapes(state, prefix, "PGGAN")
+    count = shapes.count("output{}.weight")
+    widths = tuple(shapes.size(f"layer{2 * k + 1}.weight", 4, 0) for k in range(count))
     fused = False
-    for k in range(1, count):
-        stored = shape(f"layer{2 * k}.weight", 4)[:2]
+    for k in range(1, count):  # the first layer that changes width tells the weight layout
         if widths[k] != widths[k - 1]:
-            fused = stored == (widths[k - 1], widths[k])
+            fused = shapes.shape(f"layer{2 * k}.weight", 4)[:2] == (widths[k - 1], widths[k])
             break
-    return PGGANConfig(z_dim=z_dim, channels=widths, img_channels=img_channels, fused_scale=fused)
+    return PGGANConfig(z_dim=shapes.size("layer0.weight", 4, 1), channels=widths,
+                       img_channels=shapes.size("output0.weight", 4, 0, limit=4), fused_scale=fused)
 
 
 def build(state: Mapping[str, torch.Tensor], prefix: str, container: str) -> PGGANGenerator:

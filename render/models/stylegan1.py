@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 import numpy as np
 import torch
@@ -183,9 +183,8 @@ class _Synthesis(nn.Module):
         return getattr(self, f"output{self.count - 1}")(x)
 
 
-class StyleGANGenerator(Generator):
+class StyleGANGenerator(gc.GenforceSampling, Generator):
     family = "stylegan"
-    pixels = "genforce"
     batch_sizes = {"cpu": 8, "cuda": 32}
 
     def __init__(self, config: StyleGANConfig):
@@ -196,7 +195,7 @@ class StyleGANGenerator(Generator):
         self.num_layers = config.num_layers
         self.img_resolution = config.img_resolution
         self.img_channels = config.img_channels
-        self.default_sampling = Sampling(gc.GENFORCE_SAMPLING.truncation_psi, min(gc.GENFORCE_SAMPLING.truncation_cutoff, self.num_layers))
+        self.default_sampling = gc.default_truncation(self.num_layers)
         self.mapping = _Mapping(config)
         self.truncation = _Truncation(config.w_dim)
         self.synthesis = _Synthesis(config)
@@ -208,11 +207,6 @@ class StyleGANGenerator(Generator):
         if problem:
             return problem
         return super().check_sampling(Sampling(class_index=sampling.class_index))
-
-    def latents_from_seeds(self, seeds: Sequence[int], sampling: Sampling = Sampling()) -> torch.Tensor:
-        z = gc.z_from_torch_seeds(seeds, self.z_dim).to(self.device)
-        with torch.no_grad():
-            return self.latents(z, sampling)
 
     def latents(self, z: torch.Tensor, sampling: Sampling) -> torch.Tensor:
         problem = self.check_sampling(sampling)
@@ -240,38 +234,14 @@ class StyleGANGenerator(Generator):
 
 def config_from_state(state: Mapping[str, torch.Tensor], prefix: str) -> StyleGANConfig:
     """Sizes from tensor shapes, checked against the limits before anything is built."""
-    def shape(name: str, ndim: int) -> tuple[int, ...]:
-        tensor = state.get(name)
-        if not isinstance(tensor, torch.Tensor):
-            raise CheckpointError(f"missing tensor {prefix}{name} for a genforce StyleGAN generator")
-        if tensor.ndim != ndim:
-            raise CheckpointError(f"{prefix}{name} has shape {tuple(tensor.shape)}, expected {ndim} dimensions")
-        return tuple(tensor.shape)
-
-    if "mapping.label_weight" in state:
-        raise CheckpointError(f"{prefix}mapping.label_weight: class-conditional genforce StyleGAN models are not supported")
-    if "synthesis.layer0.weight" in state:
-        raise CheckpointError(f"{prefix}synthesis.layer0.weight: a StyleGAN without a constant input is not supported")
-    mapping_layers = sum(1 for i in range(gc.MAX_MAPPING_LAYERS + 1) if f"mapping.dense{i}.weight" in state)
-    if not 1 <= mapping_layers <= gc.MAX_MAPPING_LAYERS:
-        raise CheckpointError(f"{prefix}mapping.dense*.weight: {mapping_layers} mapping layers, expected 1…{gc.MAX_MAPPING_LAYERS}")
-    count = sum(1 for k in range(64) if f"synthesis.output{k}.weight" in state)
-    gc.resolution_of(count, f"{prefix}synthesis.output*.weight")
-    first = shape("mapping.dense0.weight", 2)
-    w_dim = gc.check_size(f"{prefix}synthesis.layer0.style.weight", shape("synthesis.layer0.style.weight", 2)[1])
-    last = shape(f"mapping.dense{mapping_layers - 1}.weight", 2)
-    if last[0] != w_dim:
-        raise CheckpointError(f"{prefix}mapping.dense{mapping_layers - 1}.weight gives {last[0]} values but the styles read "
-                              f"w of size {w_dim} (per-layer w, repeat_w=False, is not supported)")
-    widths = tuple(gc.check_size(f"{prefix}synthesis.layer{2 * k + 1}.weight", shape(f"synthesis.layer{2 * k + 1}.weight", 4)[0])
-                   for k in range(count))
+    shapes = gc.StateShapes(state, prefix, "StyleGAN")
+    shapes.refuse("synthesis.layer0.weight", "a StyleGAN without a constant input is not supported")
+    mapping = shapes.mapping()
+    count = shapes.count("synthesis.output{}.weight")
     return StyleGANConfig(
-        z_dim=gc.check_size(f"{prefix}mapping.dense0.weight", first[1]),
-        w_dim=w_dim,
-        mapping_layers=mapping_layers,
-        mapping_features=gc.check_size(f"{prefix}mapping.dense0.weight", first[0]) if mapping_layers > 1 else w_dim,
-        channels=widths,
-        img_channels=gc.check_size(f"{prefix}synthesis.output0.weight", shape("synthesis.output0.weight", 4)[0], 4),
+        **mapping,
+        channels=tuple(shapes.size(f"synthesis.layer{2 * k + 1}.weight", 4, 0) for k in range(count)),
+        img_channels=shapes.size("synthesis.output0.weight", 4, 0, limit=4),
     )
 
 
