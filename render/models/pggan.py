@@ -39,7 +39,7 @@ from render.errors import CheckpointError
 from render.models import genforce_common as gc
 from render.models.base import Generator, Sampling
 
-__all__ = ["PGGANConfig", "PGGANGenerator", "config_from_state"]
+__all__ = ["PGGANConfig", "PGGANGenerator", "config_from_state", "build"]
 
 _LRELU_SLOPE = 0.2
 
@@ -70,8 +70,8 @@ class _Conv(nn.Module):
         x = gc.pixel_norm(x)
         weight = self.weight * self.scale
         if self.kind == "fused":
-            # A nearest ×2 upsample followed by a 3×3 conv is a stride-2 transposed conv with the
-            # 4×4 kernel made of the four shifted copies of the 3×3 one.
+            # genforce's fused_scale: a stride-2 transposed conv whose 4×4 kernel is the sum of the four
+            # shifted copies of the 3×3 one (nearest ×2 then a 3×3 conv with the kernel flipped).
             weight = F.pad(weight, (1, 1, 1, 1))
             weight = weight[:, :, 1:, 1:] + weight[:, :, :-1, 1:] + weight[:, :, 1:, :-1] + weight[:, :, :-1, :-1]
             x = F.conv_transpose2d(x, weight, self.bias, stride=2, padding=1)
@@ -84,7 +84,7 @@ class _Conv(nn.Module):
 
 class PGGANGenerator(gc.GenforceSampling, Generator):
     family = "pggan"
-    batch_sizes = {"cpu": 16, "cuda": 64}
+    batch_sizes = {"cpu": 16, "cuda": 64}  # bounds activation memory at 1024 px; not tuned by a benchmark
 
     def __init__(self, config: PGGANConfig):
         super().__init__()

@@ -130,7 +130,7 @@ class _StyleLayer(nn.Module):
         else:
             assert x is not None
             weight = self.weight * self.scale
-            if self.kind == "fused":
+            if self.kind == "fused":  # as in PGGAN: a transposed conv with the 4 shifted copies summed
                 weight = F.pad(weight, (1, 1, 1, 1))
                 weight = weight[:, :, 1:, 1:] + weight[:, :, :-1, 1:] + weight[:, :, 1:, :-1] + weight[:, :, :-1, :-1]
                 x = F.conv_transpose2d(x, weight.permute(1, 0, 2, 3), stride=2, padding=1)
@@ -185,7 +185,7 @@ class _Synthesis(nn.Module):
 
 class StyleGANGenerator(gc.GenforceSampling, Generator):
     family = "stylegan"
-    batch_sizes = {"cpu": 8, "cuda": 32}
+    batch_sizes = {"cpu": 8, "cuda": 32}  # bounds activation memory at 1024 px; not tuned by a benchmark
 
     def __init__(self, config: StyleGANConfig):
         super().__init__()
