@@ -91,7 +91,7 @@ def _pixels(generator: Generator, latents: torch.Tensor, size: int | None, preci
             else:
                 images = generator.synthesize_moved(chunk, moves[start:start + generator.batch_size])
         _require_finite(images, lambda index: describe(start + index))
-        chunks.append(to_pixels(images, size))
+        chunks.append(to_pixels(images, size, generator.pixels))
     pixels = torch.cat(chunks) if len(chunks) > 1 else chunks[0]
     if pixels.device.type == "cpu":
         return pixels.numpy()

@@ -72,7 +72,7 @@ def resize(images: torch.Tensor, size: int) -> torch.Tensor:
     return rows @ images.float() @ columns.T
 
 
-def to_pixels(images: torch.Tensor, size: int | None) -> torch.Tensor:
+def to_pixels(images: torch.Tensor, size: int | None, convention: str = "nvidia") -> torch.Tensor:
     """[N, C, H, W] float images in [-1, 1] → contiguous [N, size, size, 3] uint8, on the images' device.
 
     round((x + 1)·127.5) with clamping, written as NVIDIA's scripts write it
@@ -80,12 +80,18 @@ def to_pixels(images: torch.Tensor, size: int | None) -> torch.Tensor:
     byte-identical to what `gen_images.py` saves. The arithmetic runs in place
     on the (fresh) synthesized or resized images, and one copy converts to
     uint8 and reorders to NHWC at once. Grayscale models are repeated to RGB.
+    `convention="genforce"` computes genforce's `postprocess` instead,
+    `(x + 1)·255/2 + 0.5`, clamped and truncated: the same pixels but for
+    float rounding at the half-way points.
     """
     if size is not None and size != images.shape[-1]:
         images = resize(images, size)
     else:
         images = images.float().clone()  # the generator's output may be a view of something it keeps
-    images.mul_(127.5).add_(128).clamp_(0, 255)
+    if convention == "genforce":
+        images.add_(1).mul_(255).div_(2).add_(0.5).clamp_(0, 255)
+    else:
+        images.mul_(127.5).add_(128).clamp_(0, 255)
     batch, channels, height, width = images.shape
     pixels = torch.empty((batch, height, width, 3), dtype=torch.uint8, device=images.device)
     pixels.copy_(images.permute(0, 2, 3, 1).expand(batch, height, width, 3))  # float → uint8 truncates, as .to() does

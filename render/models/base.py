@@ -69,6 +69,8 @@ class Generator(torch.nn.Module, abc.ABC):
     format: str = ""
     # What a job gets when its model entry leaves truncation unset (StyleGAN: ψ 0.7 on the first 8 slots).
     default_sampling: ClassVar[Sampling] = Sampling()
+    # How [-1, 1] floats become pixels (`layout.to_pixels`): "nvidia" (gen_images.py) or "genforce" (genforce's postprocess).
+    pixels: ClassVar[str] = "nvidia"
     # Images per synthesize() call by device type, where throughput levels off (CPU: one thread; bench/bench.py).
     batch_sizes: ClassVar[dict[str, int]] = {"cpu": 64, "cuda": 256}
 

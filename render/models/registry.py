@@ -15,14 +15,14 @@ from pathlib import Path
 from types import ModuleType
 
 from render.errors import CheckpointError
-from render.models import dcgan, nvidia, rosinality
+from render.models import dcgan, genforce, nvidia, rosinality
 from render.models.base import Generator
 from render.models.checkpoint import read_checkpoint, sha256_file, sniff
 from render.untrusted import bounded_repr
 
 __all__ = ["FAMILIES", "load_generator", "build_generator", "describe_checkpoint"]
 
-FAMILIES: tuple[ModuleType, ...] = (nvidia, rosinality, dcgan)
+FAMILIES: tuple[ModuleType, ...] = (nvidia, rosinality, genforce, dcgan)
 
 
 def build_generator(content: object, source: str) -> Generator:
