@@ -17,8 +17,7 @@ from render.directions import DirectionSet, cached_factorization, read_direction
 from render.errors import CheckpointError, SpecError
 from render.models import zoo
 from render.models.base import Generator, Sampling
-from render.models.checkpoint import sha256_file
-from render.models.registry import load_generator
+from render.models.registry import checkpoint_sha256, load_generator
 from render.spec import ZOO_PREFIX, Job, ModelSpec
 
 __all__ = ["ResolvedModel", "Prepared", "prepare", "locate_checkpoint", "merge_sampling"]
@@ -78,7 +77,7 @@ def prepare(job: Job) -> tuple[Prepared, dict[str, Generator]]:
         if problem:
             raise SpecError(f"{field}: {problem}")
         generators[key] = generator
-        models[key] = ResolvedModel(key, model_spec.checkpoint, path, sha256_file(path), sampling, model_spec.precision,
+        models[key] = ResolvedModel(key, model_spec.checkpoint, path, checkpoint_sha256(path), sampling, model_spec.precision,
                                     generator.describe())
 
     direction_sets: dict[str, DirectionSet] = {}

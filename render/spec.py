@@ -494,7 +494,7 @@ def _cross_check(job: Job, known_zoo: typing.Collection[str]) -> typing.Iterator
             zoo_name = reference[len(ZOO_PREFIX):]
             if zoo_name not in known_zoo:
                 yield f"models.{key}.checkpoint", f"unknown zoo model {zoo_name!r} (known: {', '.join(known_zoo) or 'none'})"
-        elif not job.resolve_path(reference).is_file():
+        elif not job.resolve_path(reference).exists():  # a file, or a folder (Hugging Face BigGAN)
             yield f"models.{key}.checkpoint", f"file not found: {job.resolve_path(reference)}"
     for key, direction_set in spec.directions.items():
         if direction_set.model not in spec.models:
