@@ -68,6 +68,8 @@ def _parser() -> argparse.ArgumentParser:
     factorize.add_argument("--out", type=Path, help="folder for directions.npy and eigenvalues.npy "
                                                     "(default outputs/directions/<model>)")
     factorize.add_argument("--top", type=int, default=10, help="how many eigenvalues to print (default 10)")
+    factorize.add_argument("--sefa-weights", choices=("default", "all"), default="default",
+                           help="what to stack: default, or all (BigGAN: also every conditional batch norm)")
     factorize.set_defaults(command=_factorize)
 
     models = commands.add_parser("models", help="the model zoo").add_subparsers(required=True, metavar="ACTION")
@@ -131,7 +133,10 @@ def _factorize(args: argparse.Namespace) -> int:
         layers = selection.resolve(generator.num_layers, "layer")
     except ValueError as error:
         raise SpecError(f"--layers: {error}") from None
-    directions, eigenvalues = factorize_generator(generator, layers)
+    try:
+        directions, eigenvalues = factorize_generator(generator, layers, args.sefa_weights)
+    except ValueError as error:
+        raise SpecError(f"--sefa-weights: {error}") from None
     out = args.out or DEFAULT_OUTPUT_ROOT / "directions" / _model_label(args.model)
     files = save_direction_set(DirectionSet("sefa", layers, directions, eigenvalues), out)
     share = eigenvalues / eigenvalues.sum()

@@ -46,28 +46,32 @@ class DirectionSet:
                 "components": list(self.components), "names": {str(k): v for k, v in self.names.items()}}
 
 
-def factorize_generator(generator: Generator, layers: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """SeFa on the affine weights that read the given latent slots: (directions, eigenvalues)."""
-    result = sefa([generator.sefa_weight(layer) for layer in layers])
+def factorize_generator(generator: Generator, layers: tuple[int, ...], weights: str = "default") -> tuple[np.ndarray, np.ndarray]:
+    """SeFa on the affine weights that read the given latent slots: (directions, eigenvalues).
+
+    `weights`: the family's variant of what to stack (`Generator.sefa_matrices`).
+    """
+    result = sefa(generator.sefa_matrices(layers, weights))
     return result.directions, result.eigenvalues
 
 
 def cached_factorization(generator: Generator, checkpoint_sha256: str, layers: tuple[int, ...],
-                         cache_root: Path) -> tuple[np.ndarray, np.ndarray, str]:
+                         cache_root: Path, weights: str = "default") -> tuple[np.ndarray, np.ndarray, str]:
     """SeFa of `generator`'s layers, from the on-disk cache when it holds them: (directions, eigenvalues, source).
 
     The cache key is the checkpoint's content hash, the method and version,
     and the layers; the file is written atomically, so a reader never sees
     half of it. A corrupt entry is computed again.
     """
-    path = cache_root / "directions" / f"{checkpoint_sha256}-sefa{SEFA_CACHE_VERSION}-layers{format_indices(layers)}.npz"
+    variant = "" if weights == "default" else f"-{weights}"
+    path = cache_root / "directions" / f"{checkpoint_sha256}-sefa{SEFA_CACHE_VERSION}-layers{format_indices(layers)}{variant}.npz"
     if path.is_file():
         try:
             with np.load(path, allow_pickle=False) as cached:
                 return cached["directions"], cached["eigenvalues"], "cache"
         except (ValueError, OSError, KeyError):
             pass
-    directions, eigenvalues = factorize_generator(generator, layers)
+    directions, eigenvalues = factorize_generator(generator, layers, weights)
     with atomic_path(path) as temporary, open(temporary, "wb") as out:
         np.savez(out, directions=directions, eigenvalues=eigenvalues)
     return directions, eigenvalues, "computed"

@@ -15,6 +15,7 @@ generator works on batch k+1. Synthesis runs in the model's precision
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -24,7 +25,7 @@ import torch
 
 from render.directions import DirectionSet
 from render.layout import GridLayout, default_cell_size, grid_shape, label_height, label_strip, to_pixels
-from render.models.base import Generator
+from render.models.base import Generator, Sampling
 from render.plan import DatasetShard, Unit, VideoUnit
 from render.prepare import ResolvedModel
 from render.sinks import dataset as dataset_sink
@@ -91,6 +92,13 @@ def _pixels(generator: Generator, latents: torch.Tensor, size: int | None, preci
     return host.numpy()
 
 
+def _latents(generator: Generator, seeds: tuple[int, ...], sampling: Sampling, classes: tuple[int, ...]) -> torch.Tensor:
+    """Latents of the seeds in the model's class, or of every seed in each class (class-major)."""
+    if not classes:
+        return generator.latents_from_seeds(seeds, sampling)
+    return torch.cat([generator.latents_from_seeds(seeds, dataclasses.replace(sampling, class_index=c)) for c in classes])
+
+
 def _label_text(direction_set: DirectionSet, component: int, alpha: float) -> str:
     name = f"#{component} {direction_set.names[component]}" if component in direction_set.names else direction_set.name(component)
     eigenvalue = direction_set.eigenvalue(component)
@@ -104,13 +112,14 @@ def _render_video(context: RenderContext, unit: VideoUnit, generator: Generator,
     model = context.model_for(unit.direction_set)
     alphas = context.job.schedule(video.schedule).alphas()  # [frames]
     cell = video.cell_size or default_cell_size(generator.img_resolution)
-    columns, rows = video.grid or grid_shape(len(unit.seeds))
+    # Several classes: a row of seeds per class.
+    columns, rows = video.grid or (grid_shape(len(unit.seeds)) if len(unit.classes) <= 1 else (len(unit.seeds), len(unit.classes)))
     if video.side_by_side:
         columns *= 2  # each seed takes two cells: original | edited
     layout = GridLayout(columns, rows, cell, cell, video.gutter, label_height(cell) if video.label else 0)
 
-    count = len(unit.seeds)
-    latents = generator.latents_from_seeds(unit.seeds, model.sampling)  # [S, num_layers, latent_dim]
+    latents = _latents(generator, unit.seeds, model.sampling, unit.classes)  # [S·classes, num_layers, latent_dim]
+    count = len(latents)
     direction = torch.from_numpy(direction_set.directions[unit.component]).to(latents)
     originals = _pixels(generator, latents, cell, model.precision) if video.side_by_side else None
     frames_per_batch = max(1, generator.batch_size // count)
@@ -138,6 +147,7 @@ def _render_video(context: RenderContext, unit: VideoUnit, generator: Generator,
                 "height": layout.height, "model": model.key, "direction_set": unit.direction_set,
                 "component": unit.component, "direction_name": direction_set.names.get(unit.component),
                 "eigenvalue": direction_set.eigenvalue(unit.component), "seeds": list(unit.seeds),
+                "classes": list(unit.classes) or [model.sampling.class_index],
                 "alpha_min": float(alphas.min()), "alpha_max": float(alphas.max())}
     return {"files": [unit.path], "artifact": artifact}
 
@@ -150,16 +160,18 @@ def _render_dataset_shard(context: RenderContext, unit: DatasetShard, generator:
     split = f"datasets/{unit.output}/{unit.split}"
     extension = dataset.image_format
 
-    # Every image of the shard: the originals, then per direction, per α, per seed the edits.
-    latents = generator.latents_from_seeds(unit.seeds, model.sampling)  # [S, num_layers, latent_dim]
-    names = [dataset_sink.original_name(seed, extension) for seed in unit.seeds]
+    # Every image of the shard: the originals, then per direction, per α, per (class,) seed the edits.
+    # File names carry the class when the output lists classes.
+    samples = [(c, seed) for c in unit.classes or (None,) for seed in unit.seeds]
+    latents = _latents(generator, unit.seeds, model.sampling, unit.classes)  # [classes·S, num_layers, latent_dim]
+    names = [dataset_sink.original_name(seed, extension, c) for c, seed in samples]
     codes, directions, alphas = [latents], [], []
     for component in direction_set.components:
         for alpha in dataset.alphas:
             codes.append(latents)
-            directions.append(np.repeat(direction_set.directions[component][None], len(unit.seeds), axis=0))
-            alphas += [alpha] * len(unit.seeds)
-            names += [dataset_sink.edited_name(seed, component, alpha, extension) for seed in unit.seeds]
+            directions.append(np.repeat(direction_set.directions[component][None], len(samples), axis=0))
+            alphas += [alpha] * len(samples)
+            names += [dataset_sink.edited_name(seed, component, alpha, extension, c) for c, seed in samples]
     edits = generator.edit(torch.cat(codes[1:]), torch.from_numpy(np.concatenate(directions)), torch.tensor(alphas),
                            direction_set.layers)
     all_codes = torch.cat([latents, edits])  # [S·(1 + pairs per seed), num_layers, latent_dim]
@@ -175,19 +187,21 @@ def _render_dataset_shard(context: RenderContext, unit: DatasetShard, generator:
             background.submit(write, pixels, names[start:start + batch])
             progress(len(pixels))
 
-    rows = [_row(unit, model, direction_set, dataset, seed, component, alpha)
-            for seed in unit.seeds for component in direction_set.components for alpha in dataset.alphas]
+    rows = [_row(unit, model, direction_set, dataset, seed, class_index, component, alpha)
+            for class_index, seed in samples for component in direction_set.components for alpha in dataset.alphas]
     dataset_sink.write_rows(context.output_dir / unit.rows_path, rows)  # last: the shard is complete once it exists
     return {"files": [*(f"{split}/{name}" for name in names), unit.rows_path], "rows": len(rows)}
 
 
 def _row(unit: DatasetShard, model: ResolvedModel, direction_set: DirectionSet, dataset: DatasetSpec,
-         seed: int, component: int, alpha: float) -> dict[str, Any]:
-    """One metadata row; every row of every dataset has exactly these keys, in this order."""
+         seed: int, class_index: int | None, component: int, alpha: float) -> dict[str, Any]:
+    """One metadata row; every row of every dataset has exactly these keys, in this order.
+
+    `class_index`: the output's class for this row, None for the model's."""
     extension = dataset.image_format
-    edited = dataset_sink.edited_name(seed, component, alpha, extension)
+    edited = dataset_sink.edited_name(seed, component, alpha, extension, class_index)
     return {
-        "input_image_file_name": dataset_sink.original_name(seed, extension),
+        "input_image_file_name": dataset_sink.original_name(seed, extension, class_index),
         "edited_image_file_name": edited,
         "edit_prompt": dataset.edit_prompt.format(direction=direction_set.name(component), index=component, alpha=alpha),
         "pair_id": Path(edited).stem,
@@ -204,6 +218,6 @@ def _row(unit: DatasetShard, model: ResolvedModel, direction_set: DirectionSet, 
         "alpha": float(alpha),
         "truncation_psi": model.sampling.truncation_psi,
         "truncation_cutoff": model.sampling.truncation_cutoff,
-        "class_index": model.sampling.class_index,
+        "class_index": model.sampling.class_index if class_index is None else class_index,
         "precision": model.precision,
     }

@@ -72,16 +72,21 @@ def prepare(job: Job) -> tuple[Prepared, dict[str, Generator]]:
             generator = load_generator(path)
         except CheckpointError as error:
             raise CheckpointError(f"{field}.checkpoint: {error}") from None
-        sampling = merge_sampling(model_spec, generator.default_sampling)
-        problem = generator.check_sampling(sampling)
+        class_index = _class_number(generator, model_spec.class_index, f"{field}.class_index")
+        sampling = dataclasses.replace(merge_sampling(model_spec, generator.default_sampling), class_index=class_index)
+        # A model whose outputs all list their classes needs no class of its own; those are checked below.
+        checked = sampling if class_index is not None or not _every_output_lists_classes(job, key) else (
+            dataclasses.replace(sampling, class_index=0))
+        problem = generator.check_sampling(checked)
         if problem:
             raise SpecError(f"{field}: {problem}")
         generators[key] = generator
         models[key] = ResolvedModel(key, model_spec.checkpoint, path, checkpoint_sha256(path), sampling, model_spec.precision,
                                     generator.describe())
 
+    _check_output_classes(job, models, generators)
     direction_sets: dict[str, DirectionSet] = {}
-    factorized: dict[tuple[str, tuple[int, ...]], tuple] = {}  # each (checkpoint, layers) once per job
+    factorized: dict[tuple[str, tuple[int, ...], str], tuple] = {}  # each (checkpoint, layers, weights) once per job
     for key, set_spec in job.spec.directions.items():
         field = f"{job.path}: directions.{key}"
         generator = generators[set_spec.model]
@@ -90,9 +95,12 @@ def prepare(job: Job) -> tuple[Prepared, dict[str, Generator]]:
         except ValueError as error:
             raise SpecError(f"{field}.layers: {error}") from None
         if set_spec.method == "sefa":
-            memo = (models[set_spec.model].sha256, layers)
+            memo = (models[set_spec.model].sha256, layers, set_spec.sefa_weights)
             if memo not in factorized:
-                factorized[memo] = cached_factorization(generator, memo[0], layers, zoo.cache_dir())
+                try:
+                    factorized[memo] = cached_factorization(generator, memo[0], layers, zoo.cache_dir(), memo[2])
+                except ValueError as error:
+                    raise SpecError(f"{field}.sefa_weights: {error}") from None
             directions, eigenvalues, source = factorized[memo]
         else:
             assert set_spec.file is not None
@@ -111,6 +119,35 @@ def prepare(job: Job) -> tuple[Prepared, dict[str, Generator]]:
         direction_sets[key] = DirectionSet(set_spec.method, layers, directions, eigenvalues, components,
                                            dict(set_spec.names), source)
     return Prepared(job, models, direction_sets), generators
+
+
+def _class_number(generator: Generator, reference: int | str | None, field: str) -> int | None:
+    """A class index as given, or the index of a class name (which only some models know)."""
+    if not isinstance(reference, str):
+        return reference
+    try:
+        return generator.class_index(reference)
+    except ValueError as error:
+        raise SpecError(f"{field}: {error}") from None
+
+
+def _every_output_lists_classes(job: Job, model_key: str) -> bool:
+    entries = [entry for _, entry in job.videos() + job.datasets() if job.spec.directions[entry.directions].model == model_key]
+    return bool(entries) and all(entry.classes for entry in entries)
+
+
+def _check_output_classes(job: Job, models: dict[str, ResolvedModel], generators: dict[str, Generator]) -> None:
+    """Every class an output lists must exist in its model (plan.py resolves the names again)."""
+    for index, output in enumerate(job.spec.outputs):
+        kind, entry = ("video", output.video) if output.video is not None else ("dataset", output.dataset)
+        assert entry is not None
+        key = job.spec.directions[entry.directions].model
+        for position, reference in enumerate(entry.classes or ()):
+            field = f"{job.path}: outputs[{index}].{kind}.classes[{position}]"
+            number = _class_number(generators[key], reference, field)
+            problem = generators[key].check_sampling(dataclasses.replace(models[key].sampling, class_index=number))
+            if problem:
+                raise SpecError(f"{field}: {problem}")
 
 
 def describe_model(model: ResolvedModel) -> dict[str, object]:

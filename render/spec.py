@@ -44,6 +44,7 @@ __all__ = ["Job", "JobSpec", "ModelSpec", "DirectionSetSpec", "VideoSpec", "Data
 ZOO_PREFIX = "zoo:"
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]*$"
 EDIT_PROMPT_FIELDS = ("direction", "index", "alpha")
+SEFA_WEIGHTS = ("default", "all")
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 
 
@@ -108,6 +109,17 @@ def _seed_ref(value: Any) -> str | tuple[int, ...]:
     return _seed_list(value)
 
 
+def _class_ref(value: Any) -> int | str:
+    """A class index, or a class name that the model resolves (BigGAN: an ImageNet name)."""
+    if (_is_int(value) and value >= 0) or (isinstance(value, str) and value.strip()):
+        return value
+    raise ValueError("expected a class index (a non-negative integer) or a class name")
+
+
+ClassRef = Annotated[Union[int, str], PlainValidator(_class_ref),
+                     WithJsonSchema({"oneOf": [{"type": "integer", "minimum": 0}, {"type": "string", "minLength": 1}]})]
+ClassList = Annotated[list[ClassRef], Field(min_length=1)]
+
 SeedRef = Annotated[Union[str, tuple[int, ...]], PlainValidator(_seed_ref),
                     PlainSerializer(lambda ref: ref if isinstance(ref, str) else list(ref)),
                     WithJsonSchema({"oneOf": [{"type": "string", "pattern": NAME_PATTERN}, _INDEX_SCHEMA]})]
@@ -123,7 +135,8 @@ class ModelSpec(_Strict):
     truncation_psi: Annotated[Number | None, Field(description="ψ; unset = the family's default (StyleGAN: 0.7)")] = None
     truncation_cutoff: Annotated[NonNegativeInt | None, Field(
         description="truncate only the first N w+ slots; unset = the family's default (StyleGAN: 8)")] = None
-    class_index: Annotated[NonNegativeInt | None, Field(description="class for class-conditional models")] = None
+    class_index: Annotated[ClassRef | None, Field(
+        description="class for class-conditional models: an index, or a class name (BigGAN: ImageNet's)")] = None
     precision: Annotated[Literal["fp32", "bf16", "fp16"], Field(
         description="synthesis precision: bf16 is about 2× faster on CPUs, fp16 on GPUs; outputs differ slightly")] = "fp32"
 
@@ -137,6 +150,9 @@ class DirectionSetSpec(_Strict):
     components: Annotated[Selection | None, Field(
         description="which directions to render, by index: '0-4', [0, 3], 'all'; default: the top 5 (sefa) or all (file)")] = None
     names: Annotated[dict[int, Name], Field(description="human names by direction index, e.g. {0: pose}")] = {}
+    sefa_weights: Annotated[Literal[SEFA_WEIGHTS], Field(  # type: ignore[valid-type]
+        description="which weights SeFa stacks: 'default', or 'all' (BigGAN: also every conditional batch norm's z columns)")] = (
+        "default")
 
     @model_validator(mode="after")
     def _file_matches_method(self) -> "DirectionSetSpec":
@@ -144,6 +160,8 @@ class DirectionSetSpec(_Strict):
             raise ValueError("method 'file' needs a `file`")
         if self.method == "sefa" and self.file is not None:
             raise ValueError("`file` is only used with method: file")
+        if self.method == "file" and self.sefa_weights != "default":
+            raise ValueError("`sefa_weights` is only used with method: sefa")
         return self
 
 
@@ -239,6 +257,11 @@ class VideoSpec(_Strict):
         description="x264 speed/size trade-off at the same quality; slower presets give smaller files")] = "veryfast"
     label: Annotated[Flag, Field(description="strip with direction, eigenvalue and α under the grid")] = True
     side_by_side: Annotated[Flag, Field(description="each cell shows original | edited")] = False
+    classes: Annotated[ClassList | None, Field(
+        description="class-conditional models: render these classes (indices or names) instead of the model's class_index")] = None
+    class_layout: Annotated[Literal["rows", "videos"], Field(
+        description="with `classes`: 'rows' gives one video per direction with a row of seeds per class; "
+                    "'videos' gives one video per direction and class")] = "rows"
 
 
 class DatasetSpec(_Strict):
@@ -255,6 +278,8 @@ class DatasetSpec(_Strict):
     image_size: Annotated[PositiveInt | None, Field(description="resize images to this side; default: native")] = None
     edit_prompt: Annotated[Text, Field(description="template with {direction}, {index}, {alpha}")] = (
         "{direction} {alpha:+.2f}")
+    classes: Annotated[ClassList | None, Field(
+        description="class-conditional models: render every seed in each of these classes (indices or names)")] = None
 
     @field_validator("edit_prompt")
     @classmethod
@@ -516,8 +541,9 @@ def _cross_check(job: Job, known_zoo: typing.Collection[str]) -> typing.Iterator
         seeds_known = not isinstance(entry.seeds, str) or entry.seeds in spec.seeds
         if isinstance(entry, VideoSpec) and entry.grid is not None and seeds_known:
             columns, rows = entry.grid
-            if columns * rows < len(job.seeds(entry.seeds)):
-                yield f"{field}.grid", f"{columns}×{rows} cells cannot hold {len(job.seeds(entry.seeds))} seeds"
+            cells = len(job.seeds(entry.seeds)) * (len(entry.classes) if entry.classes and entry.class_layout == "rows" else 1)
+            if columns * rows < cells:
+                yield f"{field}.grid", f"{columns}×{rows} cells cannot hold {cells} seeds"
     for kind, outputs in (("video", job.videos()), ("dataset", job.datasets())):
         for name, _ in outputs:
             names_seen[(kind, name)] = names_seen.get((kind, name), 0) + 1

@@ -2,7 +2,9 @@
 
 The config is the smallest one the port's own classes accept with every part in use (research
 §11.5): 32 px, ch 4, z 8, 10 classes, attention before block 2. Weights are random but seeded;
-u and v have unit norm, as power iteration leaves them, and the variances are positive.
+u and v are the top singular vectors of each weight, as a trained model's power iteration leaves
+them (random unit vectors would make σ tiny and the activations overflow), and the variances are
+positive.
 """
 
 from __future__ import annotations
@@ -28,9 +30,8 @@ def biggan_state_dict(config: dict[str, Any] = TINY_BIGGAN, seed: int = 0) -> di
     state = BigGANGenerator(read_config(config)).state_dict()
     for name, tensor in state.items():
         if name.endswith(("_u", "_v")):
-            value = torch.randn(tensor.shape, generator=generator)
-            value /= value.norm()
-        elif name.endswith("running_vars"):
+            continue  # set from weight_orig below
+        if name.endswith("running_vars"):
             value = torch.rand(tensor.shape, generator=generator) + 0.5
         elif name.endswith("gamma"):
             value = torch.full(tensor.shape, 0.7)
@@ -39,6 +40,10 @@ def biggan_state_dict(config: dict[str, Any] = TINY_BIGGAN, seed: int = 0) -> di
         else:
             value = 0.3 * torch.randn(tensor.shape, generator=generator)
         state[name] = value
+    for name in [key for key in state if key.endswith("weight_orig")]:
+        left, _, right = torch.linalg.svd(state[name].reshape(len(state[name]), -1), full_matrices=False)
+        prefix = name[:-len("orig")]
+        state[prefix + "u"], state[prefix + "v"] = left[:, 0].contiguous(), right[0].contiguous()
     return state
 
 

@@ -52,10 +52,9 @@ from render.errors import CheckpointError
 from render.models import imagenet
 from render.models.base import Generator, Sampling
 
-__all__ = ["BigGANConfig", "BigGANGenerator", "truncated_normal", "stats_mix", "SEFA_WEIGHTS"]
+__all__ = ["BigGANConfig", "BigGANGenerator", "truncated_normal", "stats_mix"]
 
 TRUNCATION_BOUND = 2.0        # the port's noise is truncnorm(−2, 2)
-SEFA_WEIGHTS = ("gen_z", "all")  # what SeFa factorizes: the first layer's z columns, or also every conditional BN's
 
 
 @dataclass(frozen=True)
@@ -358,16 +357,19 @@ class BigGANGenerator(Generator):
     def sefa_weight(self, layer: int) -> np.ndarray:
         """The z columns of the first linear layer's spectrally normalised weight, [16·ch·16, z_dim]."""
         assert layer == 0, "BigGAN has a single edit slot"
-        return self.sefa_weights("gen_z")[0]
+        return self.sefa_matrices([0])[0]
 
-    def sefa_weights(self, which: str) -> list[np.ndarray]:
-        """`gen_z`: the first layer's z columns; `all`: those plus the z columns of every conditional
-        batch norm's `scale` and `offset` projection (each [C, z_dim]). The class columns are left out,
-        so directions do not depend on the class."""
-        layers = [self.generator.gen_z]
-        if which == "all":
-            layers += [m for bn in self.modules() if isinstance(bn, ConditionalBatchNorm) for m in (bn.scale, bn.offset)]
-        return [layer.weight[:, :self.z_dim].detach().cpu().double().numpy() for layer in layers]
+    def sefa_matrices(self, layers: Sequence[int], weights: str = "default") -> list[np.ndarray]:
+        """'default': the z columns of `gen_z`; 'all': those plus the z columns of every conditional
+        batch norm's `scale` and `offset` projection ([C, z_dim] each). The class columns are left
+        out either way, so directions do not depend on the class. README says why gen_z is the default."""
+        assert list(layers) == [0], "BigGAN has a single edit slot"
+        if weights not in ("default", "all"):
+            raise ValueError(f"sefa_weights {weights!r} is not 'default' or 'all'")
+        modules = [self.generator.gen_z]
+        if weights == "all":
+            modules += [p for bn in self.modules() if isinstance(bn, ConditionalBatchNorm) for p in (bn.scale, bn.offset)]
+        return [module.weight[:, :self.z_dim].detach().cpu().double().numpy() for module in modules]
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "truncation_rows": self.config.n_stats}
