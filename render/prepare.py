@@ -142,12 +142,16 @@ def _check_output_classes(job: Job, models: dict[str, ResolvedModel], generators
         kind, entry = ("video", output.video) if output.video is not None else ("dataset", output.dataset)
         assert entry is not None
         key = job.spec.directions[entry.directions].model
+        seen: set[int | None] = set()
         for position, reference in enumerate(entry.classes or ()):
             field = f"{job.path}: outputs[{index}].{kind}.classes[{position}]"
             number = _class_number(generators[key], reference, field)
             problem = generators[key].check_sampling(dataclasses.replace(models[key].sampling, class_index=number))
             if problem:
                 raise SpecError(f"{field}: {problem}")
+            if number in seen:  # its files would collide
+                raise SpecError(f"{field}: class {number} is listed twice")
+            seen.add(number)
 
 
 def describe_model(model: ResolvedModel) -> dict[str, object]:

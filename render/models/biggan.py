@@ -52,7 +52,7 @@ from render.errors import CheckpointError
 from render.models import imagenet
 from render.models.base import Generator, Sampling
 
-__all__ = ["BigGANConfig", "BigGANGenerator", "truncated_normal", "stats_mix"]
+__all__ = ["BigGANConfig", "BigGANGenerator", "truncated_normal", "stats_mix", "mix_rows"]
 
 TRUNCATION_BOUND = 2.0        # the port's noise is truncnorm(−2, 2)
 
@@ -163,8 +163,8 @@ class ConditionalBatchNorm(nn.Module):
         self.offset = SNLinear(cond_dim, channels, bias=False)
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor, mix: tuple[int, float, float]) -> torch.Tensor:
-        mean = _mixed(self.running_means, mix)[None, :, None, None]
-        var = _mixed(self.running_vars, mix)[None, :, None, None]
+        mean = mix_rows(self.running_means, mix)[None, :, None, None]
+        var = mix_rows(self.running_vars, mix)[None, :, None, None]
         weight = 1 + self.scale(cond)[:, :, None, None]
         bias = self.offset(cond)[:, :, None, None]
         return (x - mean) / torch.sqrt(var + self.eps) * weight + bias
@@ -182,11 +182,12 @@ class BatchNorm(nn.Module):
         self.bias = nn.Parameter(torch.zeros(channels))
 
     def forward(self, x: torch.Tensor, mix: tuple[int, float, float]) -> torch.Tensor:
-        mean, var = _mixed(self.running_means, mix), _mixed(self.running_vars, mix)
+        mean, var = mix_rows(self.running_means, mix), mix_rows(self.running_vars, mix)
         return F.batch_norm(x, mean, var, self.weight, self.bias, training=False, momentum=0.0, eps=self.eps)
 
 
-def _mixed(rows: torch.Tensor, mix: tuple[int, float, float]) -> torch.Tensor:
+def mix_rows(rows: torch.Tensor, mix: tuple[int, float, float]) -> torch.Tensor:
+    """The statistics for one truncation from the stored rows [n_stats, C], given its `stats_mix`."""
     row, w_row, w_next = mix
     if w_next == 0.0:
         return rows[row]
