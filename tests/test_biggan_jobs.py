@@ -2,6 +2,8 @@
 
 import copy
 import json
+import shutil
+from pathlib import Path
 
 import imageio.v3 as iio
 import imageio_ffmpeg
@@ -11,7 +13,10 @@ import pytest
 from checkpoints_biggan import TINY_BIGGAN, write_biggan
 from jobs import TINY_JOB, write_job
 from render.errors import SpecError
+from render.plan import VideoUnit, plan
+from render.prepare import prepare
 from render.runner import run_job
+from render.spec import load_job
 
 
 def biggan_job(**model) -> dict:
@@ -97,3 +102,15 @@ def test_sefa_weights_all_on_a_model_without_them_is_refused(tmp_path):
     job["directions"]["top"]["sefa_weights"] = "all"
     with pytest.raises(SpecError, match="directions.top.sefa_weights: dcgan models have no sefa_weights other than 'default'"):
         run_job(write_job(tmp_path, job), tmp_path / "outputs", workers=0, progress=False)
+
+
+def test_the_example_job_plans_on_a_model_where_it_expects_one(tmp_path):
+    example = Path(__file__).parent.parent / "jobs/biggan/imagenet.yaml"
+    shutil.copy(example, tmp_path / "imagenet.yaml")
+    write_biggan(tmp_path / "biggan-deep-256", {**TINY_BIGGAN, "num_classes": 1000})
+    job = load_job(tmp_path / "imagenet.yaml")
+    prepared, _ = prepare(job)
+    units = plan(job, prepared.models, prepared.direction_sets)
+    assert prepared.models["imagenet"].sampling.class_index == 207
+    assert len([u for u in units if isinstance(u, VideoUnit)]) == 5 + 3 * 2
+    assert {u.classes for u in units if u.output == "classes"} == {(207, 281, 11, 980)}
