@@ -31,6 +31,7 @@ import torch
 from render.errors import CheckpointError
 from render.models.biggan import BigGANConfig, BigGANGenerator
 from render.models.checkpoint import read_checkpoint
+from render.models.state import check_state
 
 __all__ = ["BigGANCheckpoint", "checkpoint_files", "read", "read_config", "recognize", "build"]
 
@@ -202,17 +203,4 @@ def _check_state(config: BigGANConfig, state: Mapping[str, Any]) -> None:
     total = sum(math.prod(shape) for shape in shapes.values())
     if total > MAX_ELEMENTS:
         raise CheckpointError(f"the config declares {total:,} weights, more than the limit of {MAX_ELEMENTS:,}")
-    missing = [name for name in shapes if name not in state]
-    if missing:
-        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
-        raise CheckpointError(f"missing tensor {missing[0]}{more}")
-    unexpected = [name for name in state if name not in shapes]
-    if unexpected:
-        raise CheckpointError(f"unexpected tensors for a BigGAN-deep generator: {', '.join(unexpected[:8])}"
-                              f"{' …' if len(unexpected) > 8 else ''}")
-    for name, shape in shapes.items():
-        tensor = state[name]
-        if not isinstance(tensor, torch.Tensor) or not tensor.is_floating_point():
-            raise CheckpointError(f"{name} is not a floating-point tensor")
-        if tuple(tensor.shape) != shape:
-            raise CheckpointError(f"{name} has shape {tuple(tensor.shape)}, expected {shape}")
+    check_state(shapes, state, "BigGAN-deep")

@@ -40,6 +40,7 @@ from torch import nn
 from render.errors import CheckpointError
 from render.models.base import Generator, Sampling
 from render.models.ops import ACTIVATIONS, bias_act, modulated_conv2d, normalize_2nd_moment, upfirdn2d, upsample2d
+from render.models.state import check_state
 
 __all__ = ["StyleGAN2Config", "StyleGAN2Generator", "ARCHITECTURES", "load_state"]
 
@@ -399,19 +400,6 @@ def load_state(
     Raises:
         CheckpointError: naming the first missing or mis-shaped tensor, or the unexpected ones.
     """
-    expected = generator.state_dict()
-    missing = [name for name in expected if name not in state]
-    if missing:
-        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
-        raise CheckpointError(f"missing tensor {source_name(missing[0])}{more}")
-    unexpected = [name for name in state if name not in expected]
-    if unexpected:
-        listed = ", ".join(source_name(name) for name in unexpected[:8])
-        raise CheckpointError(f"unexpected tensors for a StyleGAN2 generator: {listed}{' …' if len(unexpected) > 8 else ''}")
-    for name, tensor in expected.items():
-        if tuple(state[name].shape) != tuple(tensor.shape):
-            raise CheckpointError(f"{source_name(name)} has shape {tuple(state[name].shape)}, expected {tuple(tensor.shape)}")
-        if not state[name].is_floating_point():
-            raise CheckpointError(f"{source_name(name)} holds {state[name].dtype} values, expected floats")
+    check_state({name: tuple(t.shape) for name, t in generator.state_dict().items()}, state, "StyleGAN2", source_name)
     generator.load_state_dict({name: tensor.float() for name, tensor in state.items()}, strict=True)
     return generator
