@@ -174,7 +174,7 @@ def _render_dataset_shard(context: RenderContext, unit: DatasetShard, generator:
             names += [dataset_sink.edited_name(seed, component, alpha, extension, c) for c, seed in samples]
     edits = generator.edit(torch.cat(codes[1:]), torch.from_numpy(np.concatenate(directions)), torch.tensor(alphas),
                            direction_set.layers)
-    all_codes = torch.cat([latents, edits])  # [S·(1 + pairs per seed), num_layers, latent_dim]
+    all_codes = torch.cat([latents, edits])  # [samples·(1 + pairs per seed), num_layers, latent_dim]
 
     def write(pixels: np.ndarray, paths: list[str]) -> None:
         for image, path in zip(pixels, paths):
