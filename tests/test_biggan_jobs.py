@@ -114,3 +114,11 @@ def test_the_example_job_plans_on_a_model_where_it_expects_one(tmp_path):
     assert prepared.models["imagenet"].sampling.class_index == 207
     assert len([u for u in units if isinstance(u, VideoUnit)]) == 5 + 3 * 2
     assert {u.classes for u in units if u.output == "classes"} == {(207, 281, 11, 980)}
+
+
+def test_a_model_needs_no_class_of_its_own_when_every_output_lists_classes(tmp_path, imagenet_folder):
+    job = biggan_job()
+    job["outputs"] = [job["outputs"][1]]
+    job["outputs"][0]["dataset"].update(classes=["goldfinch"], test_fraction=0)
+    summary = run_job(write_job(tmp_path, job), tmp_path / "outputs", workers=0, progress=False)
+    assert {row["class_index"] for row in read_rows(summary.output_dir / "datasets/pairs/train")} == {11}
