@@ -122,6 +122,8 @@ def _parser() -> argparse.ArgumentParser:
     factorize.add_argument("--out", type=Path, help="folder for directions.npy and eigenvalues.npy "
                                                     "(default outputs/directions/<model>)")
     factorize.add_argument("--top", type=int, default=10, help="how many eigenvalues to print (default 10)")
+    factorize.add_argument("--sefa-weights", choices=("default", "all"), default="default",
+                           help="what to stack: default, or all (BigGAN: also every conditional batch norm)")
     factorize.set_defaults(command=_factorize)
 
     models = commands.add_parser("models", help="the model zoo").add_subparsers(required=True, metavar="ACTION")
@@ -198,9 +200,11 @@ def _factorize(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise SpecError(f"--layers: {error}") from None
     try:
-        directions, eigenvalues = factorize_generator(generator, layers)
+        directions, eigenvalues = factorize_generator(generator, layers, args.sefa_weights)
     except NothingToFactorize as error:
         raise CheckpointError(f"{args.model}: layers {selection}: {error}") from None
+    except ValueError as error:
+        raise SpecError(f"--sefa-weights: {error}") from None
     try:
         files = save_direction_set(DirectionSet("sefa", layers, directions, eigenvalues), out)
     except OSError as error:

@@ -26,7 +26,7 @@ __all__ = ["DirectionSet", "factorize_generator", "cached_factorization", "read_
            "save_direction_set"]
 
 DEFAULT_SEFA_COMPONENTS = 5  # render the top five SeFa directions unless told otherwise
-SEFA_CACHE_VERSION = 2       # bump when what `sefa` returns (normalisation, order, sign rule) or an entry holds changes
+SEFA_CACHE_VERSION = 3       # bump when what `sefa` returns (normalisation, order, sign rule) or an entry holds changes
 
 
 @dataclass(frozen=True)
@@ -51,14 +51,17 @@ class DirectionSet:
                 "components": list(self.components), "names": {str(k): v for k, v in self.names.items()}}
 
 
-def factorize_generator(generator: Generator, layers: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """SeFa on the affine weights that read the given latent slots: (directions, eigenvalues)."""
-    result = sefa([generator.sefa_weight(layer) for layer in layers])
+def factorize_generator(generator: Generator, layers: tuple[int, ...], weights: str = "default") -> tuple[np.ndarray, np.ndarray]:
+    """SeFa on the affine weights that read the given latent slots: (directions, eigenvalues).
+
+    `weights`: the family's variant of what to stack (`Generator.sefa_matrices`).
+    """
+    result = sefa(generator.sefa_matrices(layers, weights))
     return result.directions, result.eigenvalues
 
 
 def cached_factorization(generator: Generator, checkpoint_sha256: str, layers: tuple[int, ...],
-                         cache_root: Path) -> tuple[np.ndarray, np.ndarray, str]:
+                         cache_root: Path, weights: str = "default") -> tuple[np.ndarray, np.ndarray, str]:
     """SeFa of `generator`'s layers, from the on-disk cache when it holds them: (directions, eigenvalues, source).
 
     The cache key is the checkpoint's content hash, the method and version,
@@ -66,15 +69,16 @@ def cached_factorization(generator: Generator, checkpoint_sha256: str, layers: t
     bad entry is computed again and replaced, with a one-line warning; an
     entry that cannot be written (disk full) is only a warning too.
     """
-    path = cache_root / "directions" / f"{checkpoint_sha256}-sefa{SEFA_CACHE_VERSION}-layers{format_indices(layers)}.npz"
-    record = {"checkpoint_sha256": checkpoint_sha256, "method": "sefa", "layers": list(layers),
+    variant = "" if weights == "default" else f"-{weights}"
+    path = cache_root / "directions" / f"{checkpoint_sha256}-sefa{SEFA_CACHE_VERSION}-layers{format_indices(layers)}{variant}.npz"
+    record = {"checkpoint_sha256": checkpoint_sha256, "method": "sefa", "layers": list(layers), "weights": weights,
               "version": SEFA_CACHE_VERSION}
     if path.is_file():
         try:
             return *directions_cache.load(path, record, generator.latent_dim), "cache"
         except directions_cache.BadEntry as bad:
             warnings.warn(f"{path}: cached directions are {bad}; computing them again", RenderWarning, stacklevel=2)
-    directions, eigenvalues = factorize_generator(generator, layers)
+    directions, eigenvalues = factorize_generator(generator, layers, weights)
     try:
         directions_cache.store(path, record, directions, eigenvalues)
     except OSError as error:

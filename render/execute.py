@@ -15,6 +15,7 @@ generator works on batch k+1. Synthesis runs in the model's precision
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -26,7 +27,7 @@ from render import safe_fs
 from render.directions import DirectionSet
 from render.errors import NonFiniteOutputError
 from render.layout import default_cell_size, label_strip, to_pixels, video_layout
-from render.models.base import Generator
+from render.models.base import Generator, Sampling
 from render.plan import DatasetShard, Unit, VideoUnit
 from render.prepare import ResolvedModel
 from render.sinks import dataset as dataset_sink
@@ -109,6 +110,13 @@ def _require_finite(images: torch.Tensor, describe: Callable[[int], str]) -> Non
                                    f"(α too large for this direction, or a broken checkpoint)")
 
 
+def _latents(generator: Generator, seeds: tuple[int, ...], sampling: Sampling, classes: tuple[int, ...]) -> torch.Tensor:
+    """Latents of the seeds in the model's class, or of every seed in each class (class-major)."""
+    if not classes:
+        return generator.latents_from_seeds(seeds, sampling)
+    return torch.cat([generator.latents_from_seeds(seeds, dataclasses.replace(sampling, class_index=c)) for c in classes])
+
+
 def _label_text(direction_set: DirectionSet, component: int, alpha: float) -> str:
     name = f"#{component} {direction_set.names[component]}" if component in direction_set.names else direction_set.name(component)
     eigenvalue = direction_set.eigenvalue(component)
@@ -124,8 +132,8 @@ def _render_video(context: RenderContext, unit: VideoUnit, generator: Generator,
     cell = video.cell_size or default_cell_size(generator.img_resolution)
     layout = video_layout(video, len(unit.seeds), cell)
 
-    count = len(unit.seeds)
-    latents = generator.latents_from_seeds(unit.seeds, model.sampling)  # [S, num_layers, latent_dim]
+    latents = _latents(generator, unit.seeds, model.sampling, unit.classes)  # [S·classes, num_layers, latent_dim]
+    count = len(latents)
     direction = torch.from_numpy(direction_set.directions[unit.component]).to(latents)
     direction_text = f"direction {unit.component}" + (f" ({direction_set.names[unit.component]})"
                                                       if unit.component in direction_set.names else "")
@@ -164,6 +172,7 @@ def _render_video(context: RenderContext, unit: VideoUnit, generator: Generator,
                 "height": layout.height, "model": model.key, "direction_set": unit.direction_set,
                 "component": unit.component, "direction_name": direction_set.names.get(unit.component),
                 "eigenvalue": direction_set.eigenvalue(unit.component), "seeds": list(unit.seeds),
+                "classes": list(unit.classes) or [model.sampling.class_index],
                 "alpha_min": float(alphas.min()), "alpha_max": float(alphas.max())}
     return {"files": [unit.path], "artifact": artifact}
 
@@ -184,19 +193,21 @@ def _render_dataset_shard(context: RenderContext, unit: DatasetShard, generator:
     split = f"datasets/{unit.output}/{unit.split}"
     extension = dataset.image_format
 
-    # Every image of the shard: the originals, then per direction, per α, per seed the edits.
-    latents = generator.latents_from_seeds(unit.seeds, model.sampling)  # [S, num_layers, latent_dim]
-    names = [dataset_sink.original_name(seed, extension) for seed in unit.seeds]
+    # Every image of the shard: the originals, then per direction, per α, per (class,) seed the edits.
+    # File names carry the class when the output lists classes.
+    samples = [(c, seed) for c in unit.classes or (None,) for seed in unit.seeds]
+    latents = _latents(generator, unit.seeds, model.sampling, unit.classes)  # [classes·S, num_layers, latent_dim]
+    names = [dataset_sink.original_name(seed, extension, c) for c, seed in samples]
     codes, directions, alphas = [latents], [], []
     for component in direction_set.components:
         for alpha in dataset.alphas:
             codes.append(latents)
-            directions.append(np.repeat(direction_set.directions[component][None], len(unit.seeds), axis=0))
-            alphas += [alpha] * len(unit.seeds)
-            names += [dataset_sink.edited_name(seed, component, alpha, extension) for seed in unit.seeds]
+            directions.append(np.repeat(direction_set.directions[component][None], len(samples), axis=0))
+            alphas += [alpha] * len(samples)
+            names += [dataset_sink.edited_name(seed, component, alpha, extension, c) for c, seed in samples]
     edits = generator.edit(torch.cat(codes[1:]), torch.from_numpy(np.concatenate(directions)), torch.tensor(alphas),
                            direction_set.layers)
-    all_codes = torch.cat([latents, edits])  # [S·(1 + pairs per seed), num_layers, latent_dim]
+    all_codes = torch.cat([latents, edits])  # [samples·(1 + pairs per seed), num_layers, latent_dim]
 
     def write(pixels: np.ndarray, paths: list[str]) -> None:
         for image, path in zip(pixels, paths):
@@ -211,20 +222,23 @@ def _render_dataset_shard(context: RenderContext, unit: DatasetShard, generator:
             background.submit(write, pixels, names[start:start + batch])
             progress(len(pixels))
 
-    rows = [_row(unit, model, direction_set, dataset, seed, component, alpha)
-            for seed in unit.seeds for component in direction_set.components for alpha in dataset.alphas]
+    rows = [_row(unit, model, direction_set, dataset, seed, class_index, component, alpha)
+            for class_index, seed in samples for component in direction_set.components for alpha in dataset.alphas]
     rows_file = safe_fs.job_path(context.output_dir, unit.rows_path)
     dataset_sink.write_rows(rows_file, rows)  # last: the shard is complete once it exists
     return {"files": [*(f"{split}/{name}" for name in names), unit.rows_path], "rows": len(rows)}
 
 
 def _row(unit: DatasetShard, model: ResolvedModel, direction_set: DirectionSet, dataset: DatasetSpec,
-         seed: int, component: int, alpha: float) -> dict[str, Any]:
-    """One metadata row; every row of every dataset has exactly these keys, in this order."""
+         seed: int, class_index: int | None, component: int, alpha: float) -> dict[str, Any]:
+    """One metadata row; every row of every dataset has exactly these keys, in this order.
+
+    `class_index`: the output's class for this row (in the file names), None for the model's."""
+    row_class = model.sampling.class_index if class_index is None else class_index
     extension = dataset.image_format
-    edited = dataset_sink.edited_name(seed, component, alpha, extension)
+    edited = dataset_sink.edited_name(seed, component, alpha, extension, class_index)
     return {
-        "input_image_file_name": dataset_sink.original_name(seed, extension),
+        "input_image_file_name": dataset_sink.original_name(seed, extension, class_index),
         "edited_image_file_name": edited,
         "edit_prompt": dataset.edit_prompt.format(direction=direction_set.name(component), index=component, alpha=alpha),
         "pair_id": Path(edited).stem,
@@ -244,6 +258,6 @@ def _row(unit: DatasetShard, model: ResolvedModel, direction_set: DirectionSet, 
         # slot (as NVIDIA's None does), and -1 is "no class" (unconditional models).
         "truncation_cutoff": (model.description["num_layers"] if model.sampling.truncation_cutoff is None
                               else model.sampling.truncation_cutoff),
-        "class_index": -1 if model.sampling.class_index is None else model.sampling.class_index,
+        "class_index": -1 if row_class is None else row_class,
         "precision": model.precision,
     }

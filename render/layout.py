@@ -134,8 +134,10 @@ class GridLayout:
 
 
 def video_layout(video: VideoSpec, seeds: int, cell: int) -> GridLayout:
-    """The frame layout of a video output with `seeds` seeds in cells of `cell` pixels."""
-    columns, rows = video.grid or grid_shape(seeds)
+    """The frame layout of a video output with `seeds` seeds in cells of `cell` pixels (a row of seeds per
+    class when one video shows several classes)."""
+    class_rows = video.class_rows
+    columns, rows = video.grid or (grid_shape(seeds) if class_rows == 1 else (seeds, class_rows))
     if video.side_by_side:
         columns *= 2  # each seed takes two cells: original | edited
     return GridLayout(columns, rows, cell, cell, video.gutter, label_height(cell) if video.label else 0)

@@ -21,6 +21,7 @@ from typing import Any, Union
 
 from render import __version__
 from render.directions import DirectionSet
+from render.models import imagenet
 from render.prepare import ResolvedModel
 from render.spec import Job
 
@@ -39,6 +40,7 @@ class VideoUnit:
     seeds: tuple[int, ...]
     frames: int
     path: str                # MP4 path relative to the job's output folder
+    classes: tuple[int, ...] = ()  # the output's classes (a grid row each); () = the model's class_index
 
     @property
     def work(self) -> int:
@@ -60,11 +62,12 @@ class DatasetShard:
     shard: int               # index within the split
     seeds: tuple[int, ...]
     pairs_per_seed: int      # rendered components × alphas
+    classes: tuple[int, ...] = ()  # every seed in each of these classes; () = the model's class_index
 
     @property
     def work(self) -> int:
-        """Progress steps: images (one original and its edits per seed)."""
-        return len(self.seeds) * (1 + self.pairs_per_seed)
+        """Progress steps: images (one original and its edits per seed and class)."""
+        return len(self.seeds) * max(1, len(self.classes)) * (1 + self.pairs_per_seed)
 
     @property
     def rows_path(self) -> str:
@@ -97,9 +100,20 @@ def _model_fingerprint(model: ResolvedModel) -> dict[str, Any]:
             "precision": model.precision, **transform}
 
 
-def video_file_name(set_name: str, direction_set: DirectionSet, component: int) -> str:
+def video_file_name(set_name: str, direction_set: DirectionSet, component: int, class_index: int | None = None) -> str:
     named = f"_{direction_set.names[component]}" if component in direction_set.names else ""
-    return f"{set_name}_{component:03d}{named}.mp4"
+    of_class = "" if class_index is None else f"_class{class_index:04d}"
+    return f"{set_name}_{component:03d}{named}{of_class}.mp4"
+
+
+def class_numbers(references: list[int | str] | None) -> tuple[int, ...]:
+    """An output's classes as indices. Names are ImageNet's, the only ones a model accepts
+    (`prepare` has checked them against the model).
+
+    >>> class_numbers([3, "golden retriever"]), class_numbers(None)
+    ((3, 207), ())
+    """
+    return tuple(ref if isinstance(ref, int) else imagenet.class_index(ref) for ref in references or ())
 
 
 def split_seeds(seeds: tuple[int, ...], test_fraction: float) -> dict[str, tuple[int, ...]]:
@@ -123,18 +137,26 @@ def plan(job: Job, models: dict[str, ResolvedModel], direction_sets: dict[str, D
         model = models[job.spec.directions[video.directions].model]
         seeds = job.seeds(video.seeds)
         alphas = job.schedule(video.schedule).alphas()
-        settings = video.model_dump(mode="json", exclude={"name", "directions", "seeds", "schedule"}
-                                    | (set() if video.camera else {"camera"}))
+        settings = video.model_dump(mode="json", exclude={"name", "directions", "seeds", "schedule", "classes",
+                                                          "class_layout"} | (set() if video.camera else {"camera"}))
+        classes = class_numbers(video.classes)
+        # One video per class, or one for all classes (a grid row each), or the model's class: ().
+        videos = [(c, (c,)) for c in classes] if classes and video.class_layout == "videos" else [(None, classes)]
         for component in direction_set.components:
-            path = f"videos/{name}/{video_file_name(video.directions, direction_set, component)}"
-            definition = {"kind": "video", "path": path, "model": _model_fingerprint(model),
-                          "direction": _direction_fingerprint(direction_set, component), "seeds": list(seeds),
-                          "alphas": alphas.tolist(), "settings": settings}
-            units.append(VideoUnit(unit_id(definition), name, video.directions, component, seeds, len(alphas), path))
+            for class_index, video_classes in videos:
+                path = f"videos/{name}/{video_file_name(video.directions, direction_set, component, class_index)}"
+                definition = {"kind": "video", "path": path, "model": _model_fingerprint(model),
+                              "direction": _direction_fingerprint(direction_set, component), "seeds": list(seeds),
+                              "alphas": alphas.tolist(), "settings": settings}
+                if video_classes:
+                    definition["classes"] = list(video_classes)
+                units.append(VideoUnit(unit_id(definition), name, video.directions, component, seeds, len(alphas), path,
+                                       video_classes))
     for name, dataset in job.datasets():
         direction_set = direction_sets[dataset.directions]
         model = models[job.spec.directions[dataset.directions].model]
-        settings = dataset.model_dump(mode="json", exclude={"name", "directions", "seeds", "test_fraction"})
+        settings = dataset.model_dump(mode="json", exclude={"name", "directions", "seeds", "test_fraction", "classes"})
+        classes = class_numbers(dataset.classes)
         directions = [_direction_fingerprint(direction_set, c) for c in direction_set.components]
         pairs_per_seed = len(direction_set.components) * len(dataset.alphas)
         for split, seeds in split_seeds(job.seeds(dataset.seeds), dataset.test_fraction).items():
@@ -144,6 +166,8 @@ def plan(job: Job, models: dict[str, ResolvedModel], direction_sets: dict[str, D
                               "shard": shard, "model": _model_fingerprint(model), "directions": directions,
                               "components": list(direction_set.components), "seeds": list(shard_seeds),
                               "settings": settings}
+                if classes:
+                    definition["classes"] = list(classes)
                 units.append(DatasetShard(unit_id(definition), name, dataset.directions, split, shard, shard_seeds,
-                                          pairs_per_seed))
+                                          pairs_per_seed, classes))
     return units

@@ -21,8 +21,7 @@ from render.factorize import NothingToFactorize
 from render.limits import check_units_fit
 from render.models import zoo
 from render.models.base import Generator, Sampling
-from render.models.checkpoint import sha256_file
-from render.models.registry import load_generator
+from render.models.registry import checkpoint_sha256, load_generator
 from render.spec import ZOO_PREFIX, Job, ModelSpec
 
 __all__ = ["ResolvedModel", "Prepared", "prepare", "locate_checkpoint", "merge_sampling"]
@@ -85,8 +84,12 @@ def prepare(job: Job) -> tuple[Prepared, dict[str, Generator]]:
             generator = load_generator(path)
         except CheckpointError as error:
             raise CheckpointError(f"{field}.checkpoint: {error}") from None
-        sampling = merge_sampling(model_spec, generator.default_sampling)
-        problem = generator.check_sampling(sampling)
+        class_index = _class_number(generator, model_spec.class_index, f"{field}.class_index")
+        sampling = dataclasses.replace(merge_sampling(model_spec, generator.default_sampling), class_index=class_index)
+        # A model whose outputs all list their classes needs no class of its own; those are checked below.
+        checked = sampling if class_index is not None or not _every_output_lists_classes(job, key) else (
+            dataclasses.replace(sampling, class_index=0))
+        problem = generator.check_sampling(checked)
         if problem:
             raise SpecError(f"{field}: {problem}")
         transform = model_spec.input_transform
@@ -97,11 +100,12 @@ def prepare(job: Job) -> tuple[Prepared, dict[str, Generator]]:
             except ValueError as error:
                 raise SpecError(f"{field}.input_transform: {error}") from None
         generators[key] = generator
-        models[key] = ResolvedModel(key, model_spec.checkpoint, path, sha256_file(path), sampling, model_spec.precision,
+        models[key] = ResolvedModel(key, model_spec.checkpoint, path, checkpoint_sha256(path), sampling, model_spec.precision,
                                     generator.describe(), input_transform)
 
+    _check_output_classes(job, models, generators)
     direction_sets: dict[str, DirectionSet] = {}
-    factorized: dict[tuple[str, tuple[int, ...]], tuple] = {}  # each (checkpoint, layers) once per job
+    factorized: dict[tuple[str, tuple[int, ...], str], tuple] = {}  # each (checkpoint, layers, weights) once per job
     for key, set_spec in job.spec.directions.items():
         field = f"{job.path}: directions.{key}"
         generator = generators[set_spec.model]
@@ -110,9 +114,9 @@ def prepare(job: Job) -> tuple[Prepared, dict[str, Generator]]:
         except ValueError as error:
             raise SpecError(f"{field}.layers: {error}") from None
         if set_spec.method == "sefa":
-            memo = (models[set_spec.model].sha256, layers)
+            memo = (models[set_spec.model].sha256, layers, set_spec.sefa_weights)
             if memo not in factorized:
-                factorized[memo] = _sefa(generator, memo[0], layers, f"{field}.layers")
+                factorized[memo] = _sefa(generator, memo[0], layers, memo[2], field)
             directions, eigenvalues, source = factorized[memo]
         else:
             assert set_spec.file is not None
@@ -140,15 +144,50 @@ def prepare(job: Job) -> tuple[Prepared, dict[str, Generator]]:
     return Prepared(job, models, direction_sets), generators
 
 
-def _sefa(generator: Generator, checkpoint_sha256: str, layers: tuple[int, ...], field: str) -> tuple:
+def _sefa(generator: Generator, checkpoint_sha256: str, layers: tuple[int, ...], weights: str, field: str) -> tuple:
     """(directions, eigenvalues, source): from the cache where it can be used, else computed."""
     cache_root = cache.usable(zoo.cache_dir())
     try:
         if cache_root is None:
-            return (*factorize_generator(generator, layers), "computed")
-        return cached_factorization(generator, checkpoint_sha256, layers, cache_root)
+            return (*factorize_generator(generator, layers, weights), "computed")
+        return cached_factorization(generator, checkpoint_sha256, layers, cache_root, weights)
     except NothingToFactorize as error:
-        raise CheckpointError(f"{field}: {error}") from None
+        raise CheckpointError(f"{field}.layers: {error}") from None
+    except ValueError as error:  # a variant the family does not have
+        raise SpecError(f"{field}.sefa_weights: {error}") from None
+
+
+def _class_number(generator: Generator, reference: int | str | None, field: str) -> int | None:
+    """A class index as given, or the index of a class name (which only some models know)."""
+    if not isinstance(reference, str):
+        return reference
+    try:
+        return generator.class_index(reference)
+    except ValueError as error:
+        raise SpecError(f"{field}: {error}") from None
+
+
+def _every_output_lists_classes(job: Job, model_key: str) -> bool:
+    entries = [entry for _, entry in job.videos() + job.datasets() if job.spec.directions[entry.directions].model == model_key]
+    return bool(entries) and all(entry.classes for entry in entries)
+
+
+def _check_output_classes(job: Job, models: dict[str, ResolvedModel], generators: dict[str, Generator]) -> None:
+    """Every class an output lists must exist in its model (plan.py resolves the names again)."""
+    for index, output in enumerate(job.spec.outputs):
+        kind, entry = ("video", output.video) if output.video is not None else ("dataset", output.dataset)
+        assert entry is not None
+        key = job.spec.directions[entry.directions].model
+        seen: set[int | None] = set()
+        for position, reference in enumerate(entry.classes or ()):
+            field = f"{job.path}: outputs[{index}].{kind}.classes[{position}]"
+            number = _class_number(generators[key], reference, field)
+            problem = generators[key].check_sampling(dataclasses.replace(models[key].sampling, class_index=number))
+            if problem:
+                raise SpecError(f"{field}: {problem}")
+            if number in seen:  # its files would collide
+                raise SpecError(f"{field}: class {number} is listed twice")
+            seen.add(number)
 
 
 def describe_model(model: ResolvedModel) -> dict[str, object]:

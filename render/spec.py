@@ -56,6 +56,7 @@ def is_name(value: object) -> bool:
 
 
 EDIT_PROMPT_FIELDS = ("direction", "index", "alpha")
+SEFA_WEIGHTS = ("default", "all")
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 
 
@@ -163,6 +164,17 @@ def _seed_ref(value: Any) -> str | tuple[int, ...]:
     return _seed_list(value)
 
 
+def _class_ref(value: Any) -> int | str:
+    """A class index, or a class name that the model resolves (BigGAN: an ImageNet name)."""
+    if (_is_int(value) and value >= 0) or (isinstance(value, str) and value.strip()):
+        return value
+    raise ValueError("expected a class index (a non-negative integer) or a class name")
+
+
+ClassRef = Annotated[Union[int, str], PlainValidator(_class_ref),
+                     WithJsonSchema({"oneOf": [{"type": "integer", "minimum": 0}, {"type": "string", "minLength": 1}]})]
+ClassList = Annotated[list[ClassRef], Field(min_length=1)]
+
 SeedRef = Annotated[Union[str, tuple[int, ...]], PlainValidator(_seed_ref),
                     PlainSerializer(lambda ref: ref if isinstance(ref, str) else list(ref)),
                     WithJsonSchema({"oneOf": [{"type": "string", "pattern": NAME_PATTERN}, _INDEX_SCHEMA]})]
@@ -183,7 +195,8 @@ class ModelSpec(_Strict):
     truncation_psi: Annotated[Number | None, Field(description="ψ; unset = the family's default (StyleGAN: 0.7)")] = None
     truncation_cutoff: Annotated[NonNegativeInt | None, Field(
         description="truncate only the first N w+ slots; unset = the family's default (StyleGAN: 8)")] = None
-    class_index: Annotated[NonNegativeInt | None, Field(description="class for class-conditional models")] = None
+    class_index: Annotated[ClassRef | None, Field(
+        description="class for class-conditional models: an index, or a class name (BigGAN: ImageNet's)")] = None
     precision: Annotated[Literal["fp32", "bf16", "fp16"], Field(
         description="synthesis precision: bf16 is about 2× faster on CPUs, fp16 on GPUs; outputs differ slightly")] = "fp32"
     input_transform: Annotated[InputTransformSpec | None, Field(
@@ -201,6 +214,9 @@ class DirectionSetSpec(_Strict):
     components: Annotated[Selection | None, Field(
         description="which directions to render, by index: '0-4', [0, 3], 'all'; default: the top 5 (sefa) or all (file)")] = None
     names: Annotated[dict[int, Name], Field(description="human names by direction index, e.g. {0: pose}")] = {}
+    sefa_weights: Annotated[Literal[SEFA_WEIGHTS], Field(  # type: ignore[valid-type]
+        description="which weights SeFa stacks: 'default', or 'all' (BigGAN: also every conditional batch norm's z columns)")] = (
+        "default")
 
     @model_validator(mode="after")
     def _file_matches_method(self) -> "DirectionSetSpec":
@@ -208,6 +224,8 @@ class DirectionSetSpec(_Strict):
             raise ValueError("method 'file' needs a `file`")
         if self.method == "sefa" and self.file is not None:
             raise ValueError("`file` is only used with method: file")
+        if self.method == "file" and self.sefa_weights != "default":
+            raise ValueError("`sefa_weights` is only used with method: sefa")
         return self
 
 
@@ -306,6 +324,16 @@ class VideoSpec(_Strict):
     camera: Annotated[InputTransformSpec | None, Field(
         description="StyleGAN3: a camera move, a seamless loop: at frame f the image moves by "
                     "sin(2π·f/frames)·(translate, rotate), on top of the model's input_transform")] = None
+    classes: Annotated[ClassList | None, Field(
+        description="class-conditional models: render these classes (indices or names) instead of the model's class_index")] = None
+    class_layout: Annotated[Literal["rows", "videos"], Field(
+        description="with `classes`: 'rows' gives one video per direction with a row of seeds per class; "
+                    "'videos' gives one video per direction and class")] = "rows"
+
+    @property
+    def class_rows(self) -> int:
+        """Rows of seeds in one video: one per class when the classes share a video, else one."""
+        return len(self.classes) if self.classes and self.class_layout == "rows" else 1
 
 
 class DatasetSpec(_Strict):
@@ -322,6 +350,8 @@ class DatasetSpec(_Strict):
     image_size: Annotated[ImageSide | None, Field(description="resize images to this side; default: native")] = None
     edit_prompt: Annotated[Text, Field(description="template with {direction}, {index}, {alpha}")] = (
         "{direction} {alpha:+.2f}")
+    classes: Annotated[ClassList | None, Field(
+        description="class-conditional models: render every seed in each of these classes (indices or names)")] = None
 
     @field_validator("alphas")
     @classmethod
@@ -625,7 +655,7 @@ def _cross_check(job: Job, known_zoo: typing.Collection[str]) -> typing.Iterator
             zoo_name = reference[len(ZOO_PREFIX):]
             if zoo_name not in known_zoo:
                 yield f"models.{key}.checkpoint", f"unknown zoo model {zoo_name!r} (known: {', '.join(known_zoo) or 'none'})"
-        elif not job.resolve_path(reference).is_file():
+        elif not job.resolve_path(reference).exists():  # a file, or a folder (Hugging Face BigGAN)
             yield f"models.{key}.checkpoint", f"file not found: {job.resolve_path(reference)}"
     for key, direction_set in spec.directions.items():
         if direction_set.model not in spec.models:
@@ -647,8 +677,9 @@ def _cross_check(job: Job, known_zoo: typing.Collection[str]) -> typing.Iterator
         seeds_known = not isinstance(entry.seeds, str) or entry.seeds in spec.seeds
         if isinstance(entry, VideoSpec) and entry.grid is not None and seeds_known:
             columns, rows = entry.grid
-            if columns * rows < len(job.seeds(entry.seeds)):
-                yield f"{field}.grid", f"{columns}×{rows} cells cannot hold {len(job.seeds(entry.seeds))} seeds"
+            cells = len(job.seeds(entry.seeds)) * entry.class_rows
+            if columns * rows < cells:
+                yield f"{field}.grid", f"{columns}×{rows} cells cannot hold {cells} seeds"
         if seeds_known:
             yield from _size_problems(field, entry, len(job.seeds(entry.seeds)))
     for kind, outputs in (("video", job.videos()), ("dataset", job.datasets())):

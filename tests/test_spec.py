@@ -104,7 +104,7 @@ CASES = [
     (set_in(["outputs", 0, "video", "label"], "yes"), "outputs[0].video.label: expected true or false, got 'yes'"),
     (set_in(["outputs", 0, "video", "fsp"], 3), "outputs[0].video.fsp: unknown key; did you mean 'fps'?"),
     (set_in(["outputs", 0, "video", "zzz"], 3), "outputs[0].video.zzz: unknown key (allowed: name, directions, seeds, "
-                                                "schedule, grid, cell_size, gutter, fps, crf, preset, label, side_by_side, camera)"),
+                                                "schedule, grid, cell_size, gutter, fps, crf, preset, label, side_by_side, camera, classes, class_layout)"),
     (set_in(["outputs", 0, "video", "preset"], "quick"), "outputs[0].video.preset: expected one of 'ultrafast', "
      "'superfast', 'veryfast', 'faster', 'fast', 'medium', 'slow', 'slower' or 'veryslow', got 'quick'"),
     (set_in(["outputs", 1, "dataset", "png_compression"], 10),
@@ -157,7 +157,7 @@ CASES = [
      "directions.top.names.0: expected a name of letters, digits, '_' and '-' that starts with a letter (at most 100), got 'po se'"),
     (set_in(["models", "gan", "checkpoint"], "zoo:nope"), "models.gan.checkpoint: unknown zoo model 'nope' (known: dcgan-digiface)"),
     (set_in(["models", "gan", "truncation_psi"], "high"), "models.gan.truncation_psi: expected a number, got 'high'"),
-    (set_in(["models", "gan", "class_index"], -1), "models.gan.class_index: expected a non-negative integer, got -1"),
+    (set_in(["models", "gan", "class_index"], -1), "models.gan.class_index: expected a class index (a non-negative integer) or a class name, got -1"),
     (set_in(["models"], {}), "models: expected at least 1 item(s)"),
     (set_in(["extra"], 1), "extra: unknown key (allowed: name, models, directions, seeds, schedules, outputs)"),
     (set_in(["name"], "my job"), "name: expected a name of letters, digits, '_' and '-' that starts with a letter (at most 100), got 'my job'"),

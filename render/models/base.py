@@ -97,6 +97,10 @@ class Generator(torch.nn.Module, abc.ABC):
             return f"class_index {sampling.class_index} is out of range for {self.c_dim} classes"
         return None
 
+    def class_index(self, name: str) -> int:
+        """The index of the class called `name`; ValueError when the model has no such name."""
+        raise ValueError(f"{self.family} models have no class names; give the class's index")
+
     @abc.abstractmethod
     def latents(self, z: torch.Tensor, sampling: Sampling) -> torch.Tensor:
         """[N, z_dim] → edit-space latents [N, num_layers, latent_dim]."""
@@ -164,6 +168,13 @@ class Generator(torch.nn.Module, abc.ABC):
         Each row is one output unit's weight vector over the latent. Scalar gains
         may be left out: SeFa normalises every row, which cancels them.
         """
+
+    def sefa_matrices(self, layers: Sequence[int], weights: str = "default") -> list[np.ndarray]:
+        """What SeFa stacks for `layers`. `weights` picks a family's variant: 'default' everywhere,
+        'all' where a family has more weights reading the same latent (BigGAN)."""
+        if weights != "default":
+            raise ValueError(f"{self.family} models have no sefa_weights other than 'default'")
+        return [self.sefa_weight(layer) for layer in layers]
 
     # ------------------------------------------------------------------ helpers
     @property

@@ -5,24 +5,29 @@
 is what `checkpoint.read_checkpoint` returns (plain dicts, tensors and, for
 NVIDIA pickles, inert records). The first family that recognizes the content
 builds the model; the file name and extension are never consulted.
+
+A Hugging Face BigGAN checkpoint is two files (config.json and the weights), so
+a folder, or a file with a config.json beside it, is read by
+`biggan_loader.read` and hashed as the pair.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 from collections.abc import Mapping
 from pathlib import Path
 from types import ModuleType
 
 from render.errors import CheckpointError
-from render.models import dcgan, genforce, nvidia, rosinality
+from render.models import biggan_loader, dcgan, genforce, nvidia, rosinality
 from render.models.base import Generator
 from render.models.checkpoint import read_checkpoint, sha256_file, sniff
 from render.untrusted import bounded_repr
 
-__all__ = ["FAMILIES", "load_generator", "build_generator", "describe_checkpoint"]
+__all__ = ["FAMILIES", "load_generator", "build_generator", "describe_checkpoint", "checkpoint_sha256"]
 
-FAMILIES: tuple[ModuleType, ...] = (nvidia, rosinality, genforce, dcgan)
+FAMILIES: tuple[ModuleType, ...] = (nvidia, rosinality, genforce, dcgan, biggan_loader)
 
 
 def build_generator(content: object, source: str) -> Generator:
@@ -43,8 +48,17 @@ def build_generator(content: object, source: str) -> Generator:
 
 
 def load_generator(path: Path) -> Generator:
-    """Read `path` safely and build its generator (on the CPU, in eval mode)."""
-    return build_generator(read_checkpoint(Path(path)), str(path))
+    """Read `path` (a file, or a BigGAN folder) safely and build its generator (on the CPU, in eval mode)."""
+    content = biggan_loader.read(Path(path))
+    return build_generator(read_checkpoint(Path(path)) if content is None else content, str(path))
+
+
+def checkpoint_sha256(path: Path) -> str:
+    """The checkpoint file's sha256; for a config + weights pair, the sha256 of both files' hashes."""
+    files = biggan_loader.checkpoint_files(Path(path))
+    if files is None:
+        return sha256_file(path)
+    return hashlib.sha256("".join(sha256_file(file) for file in files).encode("ascii")).hexdigest()
 
 
 def describe_checkpoint(path: Path) -> dict[str, object]:
@@ -54,4 +68,6 @@ def describe_checkpoint(path: Path) -> dict[str, object]:
     """
     path = Path(path)
     generator = load_generator(path)
-    return {"path": str(path), "container": sniff(path), "sha256": sha256_file(path), **generator.describe()}
+    files = biggan_loader.checkpoint_files(path)
+    container = sniff(files[1]) if files else sniff(path)
+    return {"path": str(path), "container": container, "sha256": checkpoint_sha256(path), **generator.describe()}

@@ -42,7 +42,8 @@ from render.errors import CheckpointError
 from render.models import limits
 from render.models.base import Generator, Sampling
 from render.models.ops import ACTIVATIONS, bias_act, modulated_conv2d, normalize_2nd_moment, upfirdn2d, upsample2d
-from render.untrusted import bounded_repr, bounded_text
+from render.models.state import check_state
+from render.untrusted import bounded_repr
 
 __all__ = ["StyleGAN2Config", "StyleGAN2Generator", "StyleGANGenerator", "MappingConfig", "ARCHITECTURES", "skeleton",
            "load_state"]
@@ -456,21 +457,8 @@ def load_state(
     Raises:
         CheckpointError: naming the first missing or mis-shaped tensor, or the unexpected ones.
     """
-    expected = generator.state_dict()
-    missing = [name for name in expected if name not in state]
-    if missing:
-        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
-        raise CheckpointError(f"missing tensor {source_name(missing[0])}{more}")
-    unexpected = [name for name in state if name not in expected]
-    if unexpected:
-        listed = ", ".join(bounded_text(source_name(name), 60) for name in unexpected[:8])
-        kind = type(generator).__name__.removesuffix("Generator")
-        raise CheckpointError(f"unexpected tensors for a {kind} generator: {listed}{' …' if len(unexpected) > 8 else ''}")
-    for name, tensor in expected.items():
-        if tuple(state[name].shape) != tuple(tensor.shape):
-            raise CheckpointError(f"{source_name(name)} has shape {tuple(state[name].shape)}, expected {tuple(tensor.shape)}")
-        if not state[name].is_floating_point():
-            raise CheckpointError(f"{source_name(name)} holds {state[name].dtype} values, expected floats")
+    kind = type(generator).__name__.removesuffix("Generator")
+    check_state({name: tuple(t.shape) for name, t in generator.state_dict().items()}, state, kind, source_name)
     if generator.device.type == "meta":  # a skeleton: now that the weights fit, allocate the real network
         generator = type(generator)(generator.config, format=generator.format)
     generator.load_state_dict({name: tensor.float() for name, tensor in state.items()}, strict=True)

@@ -52,12 +52,17 @@ def alpha_tag(alpha: float) -> str:
     return tag + ("e" + exponent.replace("-", "m").replace("+", "p") if exponent else "")
 
 
-def original_name(seed: int, extension: str) -> str:
-    return f"original/{seed:010d}.{extension}"
+def _sample_stem(seed: int, class_index: int | None) -> str:
+    return f"{seed:010d}" if class_index is None else f"{seed:010d}_class{class_index:04d}"
 
 
-def edited_name(seed: int, component: int, alpha: float, extension: str) -> str:
-    return f"edited/{seed:010d}_{component:03d}_{alpha_tag(alpha)}.{extension}"
+def original_name(seed: int, extension: str, class_index: int | None = None) -> str:
+    """`class_index`: set when the output lists classes, so that each class has its own file."""
+    return f"original/{_sample_stem(seed, class_index)}.{extension}"
+
+
+def edited_name(seed: int, component: int, alpha: float, extension: str, class_index: int | None = None) -> str:
+    return f"edited/{_sample_stem(seed, class_index)}_{component:03d}_{alpha_tag(alpha)}.{extension}"
 
 
 def encode_image(pixels: np.ndarray, image_format: str, png_compression: int = 1) -> bytes:
