@@ -18,6 +18,7 @@ from typing import Sequence
 from render import __version__
 from render.errors import RenderError, SpecError
 from render.forkserver import start_fork_server
+from render.queue.commands import add_commands as add_queue_commands
 
 __all__ = ["main"]
 
@@ -80,6 +81,8 @@ def _parser() -> argparse.ArgumentParser:
     inspect = commands.add_parser("inspect", help="describe a checkpoint (format, sizes, sha256) without running its code")
     inspect.add_argument("checkpoint", type=Path)
     inspect.set_defaults(command=_inspect)
+
+    add_queue_commands(commands)
     return parser
 
 

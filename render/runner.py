@@ -19,7 +19,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Collection, Iterator
 
 from tqdm import tqdm
 
@@ -38,7 +38,8 @@ from render.sinks.atomic import PARTIAL_SUFFIX
 from render.sinks.dataset import merge_rows
 from render.spec import Job, load_job
 
-__all__ = ["RunSummary", "run_job", "DEFAULT_OUTPUT_ROOT", "DEFAULT_RETRIES"]
+__all__ = ["RunSummary", "run_job", "DEFAULT_OUTPUT_ROOT", "DEFAULT_RETRIES", "prepare_output_dir", "locked_output_dir",
+           "job_journal", "save_directions", "finish_outputs"]
 
 DEFAULT_OUTPUT_ROOT = Path("outputs")
 DEFAULT_RETRIES = 2
@@ -77,11 +78,11 @@ def run_job(job_path: Path, output_root: Path = DEFAULT_OUTPUT_ROOT, *, device: 
     if slots:
         generators = {}  # workers load their own copies; do not hold one here for the whole run
     output_dir = prepare_output_dir(Path(output_root) / job.name)
-    with _locked(output_dir):
+    with locked_output_dir(output_dir):
         _remove_partials(output_dir)  # left by a run that was killed
-        artifacts = save_directions(prepared, output_dir)
+        directions = save_directions(prepared, output_dir)
         units = plan(job, prepared.models, prepared.direction_sets)
-        journal = Journal(output_dir / WORK_DIR / "journal.jsonl", output_dir)
+        journal = job_journal(output_dir)
         finished = {} if force else journal.finished()
         todo = [unit for unit in units if unit.unit_id not in finished]
         context = RenderContext(job, output_dir, prepared.models, prepared.direction_sets)
@@ -90,12 +91,9 @@ def run_job(job_path: Path, output_root: Path = DEFAULT_OUTPUT_ROOT, *, device: 
                                in_process=in_process_slot(device), preloaded=generators)
         finished.update(result.finished)
         failures = [_describe_failure(unit, result.failed[unit.unit_id]) for unit in todo if unit.unit_id in result.failed]
-        artifacts += [finished[u.unit_id]["artifact"] for u in units if isinstance(u, VideoUnit) and u.unit_id in finished]
-        artifacts += finalize_datasets(job, units, output_dir, result.failed)
-        _remove_partials(output_dir)
         run = {"rendered_units": len(result.finished), "skipped_units": len(units) - len(todo),
                "failed_units": len(failures)}
-        manifest = write_manifest(output_dir, prepared, artifacts, failures, run)
+        manifest = finish_outputs(prepared, units, output_dir, directions, finished, failures, run)
     rendered = [unit for unit in todo if unit.unit_id in result.finished]
     return RunSummary(job.name, output_dir, manifest, len(rendered), len(units) - len(todo),
                       frames=sum(u.work for u in rendered if isinstance(u, VideoUnit)),
@@ -155,16 +153,34 @@ def prepare_output_dir(output_dir: Path) -> Path:
     return output_dir
 
 
+def job_journal(output_dir: Path) -> Journal:
+    return Journal(output_dir / WORK_DIR / "journal.jsonl", output_dir)
+
+
+def finish_outputs(prepared: Prepared, units: list[Unit], output_dir: Path, directions: list[dict[str, Any]],
+                   finished: dict[str, dict[str, Any]], failures: list[dict[str, Any]], run: dict[str, int]) -> Path:
+    """After the last unit: merge complete datasets, remove partial files, write the manifest; return its path.
+
+    `finished`: {unit_id: result} of every finished unit, earlier runs' included; `failures`: the failed units'
+    entries (unit_id, what, error, attempts, traceback).
+    """
+    artifacts = directions + [finished[u.unit_id]["artifact"] for u in units
+                              if isinstance(u, VideoUnit) and u.unit_id in finished]
+    artifacts += finalize_datasets(prepared.job, units, output_dir, {failure["unit_id"] for failure in failures})
+    _remove_partials(output_dir)
+    return write_manifest(output_dir, prepared, artifacts, failures, run)
+
+
 @contextlib.contextmanager
-def _locked(output_dir: Path) -> Iterator[None]:
-    """Hold an exclusive lock on the job folder for the whole run."""
+def locked_output_dir(output_dir: Path, shared: bool = False) -> Iterator[None]:
+    """Hold a lock on the job folder: exclusive for a whole `run`, shared among the queue's workers."""
     try:
         lock = open(output_dir / WORK_DIR / "lock", "w")
     except OSError as error:
         raise OutputError(f"{output_dir}: cannot write to the output folder ({error.strerror})") from None
     with lock:
         try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(lock, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
         except BlockingIOError:
             raise OutputError(f"{output_dir}: another sefa-render run is writing to this folder") from None
         yield
@@ -185,7 +201,7 @@ def save_directions(prepared: Prepared, output_dir: Path) -> list[dict[str, Any]
     return artifacts
 
 
-def finalize_datasets(job: Job, units: list[Unit], output_dir: Path, failed: dict[str, Failure]) -> list[dict[str, Any]]:
+def finalize_datasets(job: Job, units: list[Unit], output_dir: Path, failed: Collection[str]) -> list[dict[str, Any]]:
     """Merge each complete dataset's shard rows into <split>/metadata.jsonl, in plan order.
 
     A dataset with a failed shard gets no metadata.jsonl (an earlier one is
