@@ -327,13 +327,15 @@ def job_schema() -> dict[str, Any]:
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema, "title": "sefa-render job"}
 
 
-def load_job(path: Path | str, known_zoo: typing.Collection[str] = ()) -> Job:
+def load_job(path: Path | str, known_zoo: typing.Collection[str] = (), text: str | None = None) -> Job:
     """Read, validate and cross-check a job file; raise `SpecError` on the first problem.
 
-    `known_zoo`: names that `zoo:NAME` checkpoints may use.
+    `known_zoo`: names that `zoo:NAME` checkpoints may use. `text`: the file's
+    content as read earlier (a queued job's frozen copy); paths in it are still
+    relative to `path`.
     """
     path = Path(path)
-    data = _read_yaml(path)
+    data = _read_yaml(path, text)
     try:
         spec = JobSpec.model_validate(data)
     except ValidationError as error:
@@ -361,9 +363,9 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep)
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
+def _read_yaml(path: Path, text: str | None = None) -> dict[str, Any]:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8") if text is None else text
     except FileNotFoundError:
         raise SpecError(f"{path}: job file not found") from None
     except (OSError, UnicodeDecodeError) as error:

@@ -69,7 +69,7 @@ CREATE TABLE jobs (
     name TEXT NOT NULL,
     spec_sha256 TEXT NOT NULL UNIQUE,   -- of the frozen spec and its output folder: equal specs, one job
     spec_yaml TEXT NOT NULL,            -- the frozen spec, paths absolute
-    source TEXT NOT NULL,               -- the file that was submitted (for people, never read again)
+    source TEXT NOT NULL,               -- the submitted file (absolute): relative paths in the spec start there
     output_dir TEXT NOT NULL,
     priority INTEGER NOT NULL,
     state TEXT NOT NULL,

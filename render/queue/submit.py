@@ -1,30 +1,32 @@
 """Submitting jobs: validate each spec as `validate` does, freeze it, and queue all or none.
 
-A frozen spec is the user's YAML with every path made absolute (checkpoints
-that are files, direction files) and the job's name written in, so the
-queued job no longer depends on the file or the folder it came from. Its
-identity is the sha256 of the validated frozen spec and its output folder:
-submitting an identical spec again finds the job already queued.
+A frozen spec is the text of the job file as it was at submit time (with
+`--name` written in), plus the file's absolute path, against which its
+relative paths (checkpoints, direction files) resolve. Editing or moving the
+job file later changes no queued job. The paths are resolved, not rewritten,
+on purpose: a checkpoint reference as written is part of each unit's id and
+of every dataset row, so rewriting it would make queued outputs differ from
+`sefa-render run`'s.
+
+A job's identity is the sha256 of its validated spec, its file's folder and
+its output folder: submitting an identical spec again finds the job already
+queued.
 """
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import yaml
 
-from render.models import zoo
 from render.errors import SpecError
+from render.models import zoo
 from render.queue.store import QueueStore
-from render.sinks.atomic import write_text
-from render.spec import NAME_PATTERN, ZOO_PREFIX, Job, load_job
+from render.spec import NAME_PATTERN, Job, load_job
 
 __all__ = ["Submitted", "freeze", "load_frozen", "submit_jobs"]
 
@@ -37,23 +39,26 @@ class Submitted:
     already_queued: bool
 
 
-def freeze(job: Job, name: str | None = None) -> str:
-    """The job's YAML with absolute paths and an explicit name (`name` overrides the spec's)."""
-    data: dict[str, Any] = copy.deepcopy(yaml.safe_load(job.path.read_text(encoding="utf-8")))
-    for model in data["models"].values():
-        if not model["checkpoint"].startswith(ZOO_PREFIX):
-            model["checkpoint"] = str(job.resolve_path(model["checkpoint"]))
-    for direction_set in data["directions"].values():
-        if direction_set.get("file") is not None:
-            direction_set["file"] = str(job.resolve_path(direction_set["file"]))
-    data = {"name": name or job.name, **{key: value for key, value in data.items() if key != "name"}}
-    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+def freeze(path: Path, name: str | None = None) -> tuple[Job, str]:
+    """Read and validate a job file once; return the job and its frozen text (`name`, if given, written in)."""
+    path = path.resolve()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        text = None  # load_job reports it
+    job = load_job(path, known_zoo=zoo.ZOO, text=text)
+    if name is not None:
+        data = yaml.safe_load(text)  # valid YAML: load_job just read it
+        text = yaml.safe_dump({"name": name, **{key: value for key, value in data.items() if key != "name"}},
+                              sort_keys=False, allow_unicode=True)
+        job = load_frozen(text, path)
+    assert text is not None
+    return job, text
 
 
-def load_frozen(spec_yaml: str, path: Path) -> Job:
-    """Write a frozen spec to `path` (atomically: other workers may be reading it) and load it as a job."""
-    write_text(path, spec_yaml)
-    return load_job(path, known_zoo=zoo.ZOO)
+def load_frozen(spec_yaml: str, source: Path) -> Job:
+    """A queued job from its frozen text; relative paths resolve against the submitted file's folder."""
+    return load_job(source, known_zoo=zoo.ZOO, text=spec_yaml)
 
 
 def submit_jobs(store: QueueStore, paths: list[Path], output_root: Path, *, priority: int = 0,
@@ -62,17 +67,14 @@ def submit_jobs(store: QueueStore, paths: list[Path], output_root: Path, *, prio
     if name is not None and not re.fullmatch(NAME_PATTERN, name):
         raise SpecError(f"--name {name!r}: expected a name of letters, digits, '_' and '-' that starts with a letter")
     entries, jobs = [], []
-    with tempfile.TemporaryDirectory(prefix="sefa-render-submit-") as scratch:
-        for index, path in enumerate(paths):
-            job = load_job(path, known_zoo=zoo.ZOO)
-            spec_yaml = freeze(job, name)
-            frozen = load_frozen(spec_yaml, Path(scratch) / f"{index}" / path.name)  # still valid once frozen
-            output_dir = (output_root / frozen.name).resolve()
-            canonical = json.dumps({"spec": frozen.spec.model_dump(mode="json"), "output_dir": str(output_dir)},
-                                   sort_keys=True, separators=(",", ":"))
-            entries.append({"name": frozen.name, "spec_sha256": hashlib.sha256(canonical.encode()).hexdigest(),
-                            "spec_yaml": spec_yaml, "source": str(path), "output_dir": str(output_dir),
-                            "priority": priority})
-            jobs.append((frozen.name, path))
+    for path in paths:
+        job, spec_yaml = freeze(path, name)
+        output_dir = (output_root / job.name).resolve()
+        canonical = json.dumps({"spec": job.spec.model_dump(mode="json"), "folder": str(job.path.parent),
+                                "output_dir": str(output_dir)}, sort_keys=True, separators=(",", ":"))
+        entries.append({"name": job.name, "spec_sha256": hashlib.sha256(canonical.encode()).hexdigest(),
+                        "spec_yaml": spec_yaml, "source": str(job.path), "output_dir": str(output_dir),
+                        "priority": priority})
+        jobs.append((job.name, path))
     results = store.submit(entries)
     return [Submitted(job_id, job_name, path, existed) for (job_id, existed), (job_name, path) in zip(results, jobs)]

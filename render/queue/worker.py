@@ -39,7 +39,7 @@ from render.errors import RenderError
 from render.execute import RenderContext
 from render.forkserver import start_fork_server
 from render.models.base import Generator
-from render.plan import WORK_DIR, Unit, plan
+from render.plan import Unit, plan
 from render.pool import Failure, run_units
 from render.prepare import Prepared, prepare
 from render.queue.store import Claim, QueueError, QueueStore, new_owner, open_store
@@ -168,8 +168,7 @@ def run_worker(store: QueueStore, *, device: str = "auto", workers: int | None =
 
 def _open_session(job: Any, keep_generators: bool) -> _Session:
     output_dir = prepare_output_dir(Path(job["output_dir"]))
-    spec_path = output_dir / WORK_DIR / f"queued-job-{job['id']}.yaml"
-    frozen = load_frozen(job["spec_yaml"], spec_path)
+    frozen = load_frozen(job["spec_yaml"], Path(job["source"]))
     prepared, generators = prepare(frozen)
     units = plan(frozen, prepared.models, prepared.direction_sets)
     return _Session(job["id"], prepared, generators if keep_generators else {}, units, output_dir)
