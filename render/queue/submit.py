@@ -40,20 +40,19 @@ class Submitted:
 
 
 def freeze(path: Path, name: str | None = None) -> tuple[Job, str]:
-    """Read and validate a job file once; return the job and its frozen text (`name`, if given, written in)."""
-    path = path.resolve()
+    """Read and validate a job file once (with `validate`'s messages); return the job, its path absolute, and its
+    frozen text (`name`, if given, written in)."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
         text = None  # load_job reports it
-    job = load_job(path, known_zoo=zoo.ZOO, text=text)
+    load_job(path, known_zoo=zoo.ZOO, text=text)
+    assert text is not None
     if name is not None:
         data = yaml.safe_load(text)  # valid YAML: load_job just read it
         text = yaml.safe_dump({"name": name, **{key: value for key, value in data.items() if key != "name"}},
                               sort_keys=False, allow_unicode=True)
-        job = load_frozen(text, path)
-    assert text is not None
-    return job, text
+    return load_frozen(text, path.resolve()), text
 
 
 def load_frozen(spec_yaml: str, source: Path) -> Job:
