@@ -33,9 +33,9 @@ def start_worker(*args: str, faults: dict | None = None) -> subprocess.Popen:
                             env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def work_until_empty() -> int:
+def work_until_empty(workers: int = 0) -> int:
     """A worker in this process (no torch import to wait for), until the queue has nothing left."""
-    return run_worker(open_store(queue_path()), device="cpu", workers=0, until_empty=True, lease_s=60, poll_s=0.05)
+    return run_worker(open_store(queue_path()), device="cpu", workers=workers, until_empty=True, lease_s=60, poll_s=0.05)
 
 
 def wait_for(condition, timeout_s: float = 90) -> None:
@@ -84,7 +84,7 @@ def test_a_queued_job_is_byte_identical_to_run_and_ignores_later_edits_of_its_fi
     edited = copy.deepcopy(BIGGER_JOB)
     edited["schedules"]["loop"]["frames"] = 9
     write_job(tmp_path, edited)
-    assert work_until_empty() == 0
+    assert work_until_empty(workers=2) == 0  # the pool's worker processes, fed from the queue
     assert outputs(tmp_path / "outputs" / "tiny") == reference
     capsys.readouterr()
     assert main(["queue"]) == 0

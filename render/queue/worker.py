@@ -207,7 +207,7 @@ def _render(store: QueueStore, session: _Session, owner: str, lease_s: float, he
                             session.prepared.direction_sets)
     observer = _QueueObserver(store, session, heartbeat, claims)
     try:
-        run_units(context, [], slots[:waiting], observer, retries=0, in_process=in_process,
+        run_units(context, [], slots[:max(1, waiting)], observer, retries=0, in_process=in_process,
                   preloaded=session.generators, feed=feed)
     except LeaseLost as error:  # raised through the pool's loop: its workers are stopped, the rest handed back
         _say(f"job {session.job_id}: {error}; stopping this job's units here")
