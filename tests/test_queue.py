@@ -181,6 +181,26 @@ def test_a_cancelled_job_does_not_run_until_it_is_retried(tmp_path, capsys):
     assert main(["retry", "1"]) == 0
     assert work_until_empty() == 0
     assert open_store(queue_path()).job(1)["state"] == "SUCCEEDED"
+    capsys.readouterr()
+    assert main(["logs", "1", "-f"]) == 0  # the job has ended: -f stops
+    assert capsys.readouterr().out.splitlines()[-1].endswith("job SUCCEEDED: 4 unit(s) done, 0 failed → "
+                                                             f"{tmp_path / 'outputs/tiny/manifest.json'}")
+
+
+def test_cancel_force_aborts_the_unit_a_worker_is_rendering(tmp_path, monkeypatch):
+    assert main(["submit", str(write_job(tmp_path))]) == 0
+    slowed_down(monkeypatch, {"delay_s": 0.6})  # the abort comes at the unit's first progress report
+    store = open_store(queue_path())
+
+    def cancel_once_running() -> None:
+        wait_for(lambda: unit_states()["RUNNING"] == 1)
+        store.cancel(1, force=True)
+
+    threading.Thread(target=cancel_once_running, daemon=True).start()
+    assert run_worker(open_store(queue_path()), device="cpu", workers=0, until_empty=True, lease_s=0.3, poll_s=0.05) == 0
+    assert unit_states() == Counter({"CANCELLED": 4})
+    assert any("report from attempt 1 refused" in event["message"] for event in store.events(1))
+    assert not list((tmp_path / "outputs").rglob("*.mp4"))
 
 
 def test_a_missing_checkpoint_fails_its_job_but_not_the_worker(tmp_path):

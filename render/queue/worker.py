@@ -38,6 +38,7 @@ from render.devices import WorkerSlot, in_process_slot, plan_workers
 from render.errors import RenderError
 from render.execute import RenderContext
 from render.forkserver import start_fork_server
+from render.journal import file_sizes
 from render.models.base import Generator
 from render.plan import Unit, plan
 from render.pool import Failure, run_units
@@ -45,7 +46,6 @@ from render.prepare import Prepared, prepare
 from render.queue.store import Claim, QueueError, QueueStore, new_owner, open_store
 from render.queue.submit import load_frozen
 from render.runner import finish_outputs, job_journal, locked_output_dir, prepare_output_dir, save_directions
-from render.journal import file_sizes
 
 __all__ = ["run_worker", "IDLE_POLL_S"]
 
