@@ -230,7 +230,7 @@ def _run_in_processes(context: RenderContext, book: _Bookkeeping, observer: Obse
     try:
         for index in range(len(slots)):
             start(index)
-        while book.waiting() or in_flight:
+        while in_flight or book.waiting():  # a feed is asked ahead only when nothing is in flight
             for index in sorted(idle):
                 unit = book.next_unit()
                 if unit is None:
