@@ -24,7 +24,7 @@ Leases
 States, as in Ray Jobs (Slurm and Celery use the same ideas):
     jobs:  PENDING → RUNNING → SUCCEEDED | FAILED;  CANCELLED by `cancel`
     units: PENDING → RUNNING → SUCCEEDED | FAILED;  CANCELLED by `cancel`
-A job is SUCCEEDED or FAILED once every unit is, and it was concluded.
+A job becomes SUCCEEDED or FAILED when it is concluded, after all its units ended.
 
 Tables (schema version `SCHEMA_VERSION`, in `PRAGMA user_version`):
     jobs(id, name, spec_sha256 UNIQUE, spec_yaml, source, output_dir, priority, state, planned, error,
@@ -49,15 +49,14 @@ from typing import Any, Iterable, Iterator
 
 from render.errors import RenderError
 
-__all__ = ["QueueError", "QueueStore", "Claim", "queue_path", "open_store", "new_owner", "JOB_STATES", "MAX_ATTEMPTS",
-           "DEFAULT_LEASE_S", "TERMINAL"]
+__all__ = ["QueueError", "QueueStore", "Claim", "queue_path", "open_store", "new_owner", "MAX_ATTEMPTS", "DEFAULT_LEASE_S",
+           "TERMINAL"]
 
 SCHEMA_VERSION = 1
 APPLICATION_ID = 0x53454641  # 'SEFA': tells our file from any other SQLite database
 BUSY_TIMEOUT_S = 30.0
 MAX_ATTEMPTS = 3             # like `run`: one try and two retries
 DEFAULT_LEASE_S = 60.0
-JOB_STATES = ("PENDING", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED")
 TERMINAL = ("SUCCEEDED", "FAILED", "CANCELLED")
 # SQLite's locks and WAL's shared memory do not work across machines on these (SQLite FAQ, "file locking and NFS").
 NETWORK_FILESYSTEMS = {"nfs", "nfs4", "cifs", "smb3", "smbfs", "ncpfs", "afs", "9p", "ceph", "glusterfs", "lustre",
