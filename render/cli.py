@@ -23,6 +23,7 @@ from render import __version__
 from render.errors import OutputError, OutputLost, RenderError, RenderWarning, SpecError
 from render.forkserver import start_fork_server
 from render.interrupts import Terminated, sigterm_as_interrupt
+from render.queue.commands import add_commands as add_queue_commands
 
 __all__ = ["main"]
 
@@ -136,6 +137,8 @@ def _parser() -> argparse.ArgumentParser:
     inspect = commands.add_parser("inspect", help="describe a checkpoint (format, sizes, sha256) without running its code")
     inspect.add_argument("checkpoint", help="'zoo:NAME' or a checkpoint path")
     inspect.set_defaults(command=_inspect)
+
+    add_queue_commands(commands)
     return parser
 
 

@@ -18,6 +18,9 @@ Scheduling policy
   interrupts its workers (SIGINT), which abandon their units, their sinks
   removing unfinished files. A worker whose coordinator died interrupts
   itself (the lifeline, `render/interrupts.py`).
+- A `feed` (the job queue's worker) is asked for one more unit whenever the
+  queue runs dry, so units can be claimed one at a time from outside; the
+  run ends when the feed has none and no unit is in flight.
 
 Coordinator state, owned and mutated only by the coordinator (`_Bookkeeping`):
     queue:     deque[Unit]        units waiting to be handed out, in order
@@ -46,7 +49,7 @@ import signal
 import traceback
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 import torch
 
@@ -106,15 +109,22 @@ class GeneratorCache:
 class _Bookkeeping:
     """Which units wait, how often each was tried, what finished and what failed."""
 
-    def __init__(self, units: list[Unit], retries: int):
+    def __init__(self, units: list[Unit], retries: int, feed: Callable[[], Unit | None] | None = None):
         self.queue: collections.deque[Unit] = collections.deque(units)
         self.retries = retries
+        self.feed = feed
         self.attempts: dict[str, int] = {}
         self.finished: dict[str, dict[str, Any]] = {}
         self.failed: dict[str, Failure] = {}
 
+    def waiting(self) -> bool:
+        """Whether a unit waits to be handed out (asking the feed for one when the queue is empty)."""
+        if not self.queue and self.feed is not None and (unit := self.feed()) is not None:
+            self.queue.append(unit)
+        return bool(self.queue)
+
     def next_unit(self) -> Unit | None:
-        if not self.queue:
+        if not self.waiting():
             return None
         unit = self.queue.popleft()
         self.attempts[unit.unit_id] = self.attempts.get(unit.unit_id, 0) + 1
@@ -141,9 +151,10 @@ class _Bookkeeping:
 
 def run_units(context: RenderContext, units: list[Unit], slots: list[WorkerSlot], observer: Observer, *,
               retries: int, in_process: WorkerSlot = IN_PROCESS_CPU,
-              preloaded: dict[str, Generator] | None = None) -> PoolResult:
-    """Render `units` on the worker slots (none: in this process, as `in_process`); return what finished and failed."""
-    book = _Bookkeeping(units, retries)
+              preloaded: dict[str, Generator] | None = None, feed: Callable[[], Unit | None] | None = None) -> PoolResult:
+    """Render `units`, then what `feed` hands out, on the worker slots (none: in this process, as `in_process`);
+    return what finished and failed."""
+    book = _Bookkeeping(units, retries, feed)
     if not slots:
         keep_freed_memory()
         threads = torch.get_num_threads()
@@ -152,6 +163,8 @@ def run_units(context: RenderContext, units: list[Unit], slots: list[WorkerSlot]
             _run_in_process(context, book, observer, GeneratorCache(context, in_process.device, preloaded))
         finally:
             torch.set_num_threads(threads)
+    elif feed is not None:
+        _run_in_processes(context, book, observer, slots)
     elif units:
         _run_in_processes(context, book, observer, slots[:len(units)])  # no idle workers for small jobs
     return book.result()
@@ -231,7 +244,7 @@ def _run_in_processes(context: RenderContext, book: _Bookkeeping, observer: Obse
     try:
         for index in range(len(slots)):
             start(index)
-        while book.queue or in_flight:
+        while in_flight or book.waiting():  # a feed is asked ahead only when nothing is in flight
             for index in sorted(idle):
                 unit = book.next_unit()
                 if unit is None:

@@ -23,7 +23,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Collection, Iterator
 
 from tqdm import tqdm
 
@@ -45,7 +45,8 @@ from render.sinks.atomic import cannot_write, remove_partials
 from render.sinks.dataset import merge_rows
 from render.spec import Job, load_job
 
-__all__ = ["RunSummary", "run_job", "DEFAULT_OUTPUT_ROOT", "DEFAULT_RETRIES"]
+__all__ = ["RunSummary", "run_job", "DEFAULT_OUTPUT_ROOT", "DEFAULT_RETRIES", "prepare_output_dir", "locked_output_dir",
+           "job_journal", "save_directions", "finish_outputs"]
 
 DEFAULT_OUTPUT_ROOT = Path("outputs")
 DEFAULT_RETRIES = 2
@@ -89,13 +90,13 @@ def run_job(job_path: Path, output_root: Path = DEFAULT_OUTPUT_ROOT, *, device: 
     if slots:
         generators = {}  # workers load their own copies; do not hold one here for the whole run
     output_dir = prepare_output_dir(Path(output_root), job.name)
-    with _locked(output_dir):
+    with locked_output_dir(output_dir):
         claim_folder(output_dir, job, force)
         remove_partials(output_dir)  # left by a run that was killed
         failures: list[dict[str, Any]] = []  # failed units, and files of the coordinator's that could not be written
-        artifacts = save_directions(prepared, output_dir, failures)
+        directions = save_directions(prepared, output_dir, failures)
         units = plan(job, prepared.models, prepared.direction_sets)
-        journal = Journal(safe_fs.job_path(output_dir, f"{WORK_DIR}/journal.jsonl"), output_dir)
+        journal = job_journal(output_dir)
         journaled = journal.finished()
         finished = {} if force else journaled
         pruned = prune_stale(output_dir, job, units, journaled) if prune else []
@@ -107,18 +108,9 @@ def run_job(job_path: Path, output_root: Path = DEFAULT_OUTPUT_ROOT, *, device: 
         finished.update(result.finished)
         failures += [_describe_failure(unit, result.failed[unit.unit_id]) for unit in todo if unit.unit_id in result.failed]
         failures += observer.unjournaled
-        artifacts += [finished[u.unit_id]["artifact"] for u in units if isinstance(u, VideoUnit) and u.unit_id in finished]
-        artifacts += finalize_datasets(job, units, output_dir, result.failed, failures)
-        remove_partials(output_dir)
-        artifacts = [a for a in artifacts if (output_dir / a["path"]).exists()]  # deleted during the run: not listed
         run = {"rendered_units": len(result.finished), "skipped_units": len(units) - len(todo),
                "failed_units": len(failures)}
-        try:
-            manifest: Path | None = write_manifest(output_dir, prepared, artifacts, failures, run)
-        except WriteFailed as error:  # disk full: say so in the summary; an older manifest would describe other outputs
-            (output_dir / MANIFEST_NAME).unlink(missing_ok=True)
-            manifest = None
-            failures.append(_unwritten(MANIFEST_NAME, error))
+        manifest = finish_outputs(prepared, units, output_dir, directions, finished, failures, run)
     rendered = [unit for unit in todo if unit.unit_id in result.finished]
     return RunSummary(job.name, output_dir, manifest, len(rendered), len(units) - len(todo),
                       frames=sum(u.work for u in rendered if isinstance(u, VideoUnit)),
@@ -185,16 +177,42 @@ def prepare_output_dir(output_root: Path, name: str) -> Path:
     return output_dir
 
 
+def job_journal(output_dir: Path) -> Journal:
+    return Journal(safe_fs.job_path(output_dir, f"{WORK_DIR}/journal.jsonl"), output_dir)
+
+
+def finish_outputs(prepared: Prepared, units: list[Unit], output_dir: Path, directions: list[dict[str, Any]],
+                   finished: dict[str, dict[str, Any]], failures: list[dict[str, Any]], run: dict[str, int]) -> Path | None:
+    """After the last unit: merge complete datasets, remove partial files, write the manifest; return its path
+    (None when it could not be written: then `failures` says so).
+
+    `finished`: {unit_id: result} of every finished unit, earlier runs' included; `failures`: the failed units'
+    entries (unit_id, what, error, attempts, traceback), appended to with files that cannot be written.
+    """
+    artifacts = directions + [finished[u.unit_id]["artifact"] for u in units
+                              if isinstance(u, VideoUnit) and u.unit_id in finished]
+    artifacts += finalize_datasets(prepared.job, units, output_dir, {failure["unit_id"] for failure in failures},
+                                   failures)
+    remove_partials(output_dir)
+    artifacts = [a for a in artifacts if (output_dir / a["path"]).exists()]  # deleted during the run: not listed
+    try:
+        return write_manifest(output_dir, prepared, artifacts, failures, run)
+    except WriteFailed as error:  # disk full: say so in the summary; an older manifest would describe other outputs
+        (output_dir / MANIFEST_NAME).unlink(missing_ok=True)
+        failures.append(_unwritten(MANIFEST_NAME, error))
+        return None
+
+
 @contextlib.contextmanager
-def _locked(output_dir: Path) -> Iterator[None]:
-    """Hold an exclusive lock on the job folder for the whole run."""
+def locked_output_dir(output_dir: Path, shared: bool = False) -> Iterator[None]:
+    """Hold a lock on the job folder: exclusive for a whole `run`, shared among the queue's workers."""
     try:
         lock = open(safe_fs.job_path(output_dir, f"{WORK_DIR}/lock"), "a", opener=safe_fs.no_follow)  # never truncates
     except OSError as error:
         raise OutputError(f"{output_dir}: cannot write to the output folder ({error.strerror})") from None
     with lock:
         try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(lock, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
         except BlockingIOError:
             raise OutputError(f"{output_dir}: another sefa-render run is writing to this folder") from None
         yield
@@ -215,7 +233,7 @@ def save_directions(prepared: Prepared, output_dir: Path, failures: list[dict[st
     return artifacts
 
 
-def finalize_datasets(job: Job, units: list[Unit], output_dir: Path, failed: dict[str, Failure],
+def finalize_datasets(job: Job, units: list[Unit], output_dir: Path, failed: Collection[str],
                       failures: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Merge each complete dataset's shard rows into <split>/metadata.jsonl, in plan order.
 

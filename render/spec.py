@@ -434,13 +434,14 @@ def job_schema() -> dict[str, Any]:
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema, "title": "sefa-render job"}
 
 
-def load_job(path: Path | str, known_zoo: typing.Collection[str] = ()) -> Job:
+def load_job(path: Path | str, known_zoo: typing.Collection[str] = (), text: str | None = None) -> Job:
     """Read, validate and cross-check a job file; raise `SpecError` on the first problem.
 
-    `known_zoo`: names that `zoo:NAME` checkpoints may use. `path` '-' reads standard input.
+    `known_zoo`: names that `zoo:NAME` checkpoints may use. `path` '-' reads standard input. `text`: the
+    file's content as read earlier (a queued job's frozen copy); paths in it are still relative to `path`.
     """
     path = spec_path(path)
-    data = _read_yaml(path)
+    data = _read_yaml(path, text)
     try:
         spec = JobSpec.model_validate(data)
     except ValidationError as error:
@@ -526,8 +527,9 @@ def _expanded_size(root: yaml.Node) -> int:
     return sizes[id(root)]
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
-    text = read_spec_text(path)
+def _read_yaml(path: Path, text: str | None = None) -> dict[str, Any]:
+    if text is None:
+        text = read_spec_text(path)
     try:
         data = yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.MarkedYAMLError as error:
