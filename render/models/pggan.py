@@ -37,6 +37,7 @@ from torch import nn
 
 from render.errors import CheckpointError
 from render.models import genforce_common as gc
+from render.models.state import check_state
 from render.models.base import Generator, Sampling
 
 __all__ = ["PGGANConfig", "PGGANGenerator", "config_from_state", "build"]
@@ -149,7 +150,7 @@ def build(state: Mapping[str, torch.Tensor], prefix: str, container: str) -> PGG
     config = config_from_state(state, prefix)
     with torch.device("meta"):
         expected = {name: tuple(t.shape) for name, t in PGGANGenerator(config).state_dict().items()}
-    gc.check_state(state, expected, prefix, "PGGAN")
+    check_state(expected, state, "genforce PGGAN", lambda name: prefix + name)
     if float(state["lod"]) != 0:
         raise CheckpointError(f"{prefix}lod is {float(state['lod'])}: a PGGAN still growing (lod ≠ 0) is not supported")
     generator = PGGANGenerator(config)
