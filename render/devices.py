@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
 from render.errors import SpecError
 
-__all__ = ["WorkerSlot", "plan_workers", "in_process_slot", "available_cores", "CPU_THREADS_PER_WORKER"]
+__all__ = ["WorkerSlot", "plan_workers", "in_process_slot", "enter_slot", "available_cores", "CPU_THREADS_PER_WORKER"]
 
 CPU_THREADS_PER_WORKER = 1
 
@@ -80,3 +81,25 @@ def in_process_slot(device: str = "auto") -> WorkerSlot:
     """Where `--workers 0` renders: the first device, with the same thread count as a worker there."""
     first = _devices(device)[0]
     return WorkerSlot(first, CPU_THREADS_PER_WORKER if first == "cpu" else available_cores())
+
+
+def enter_slot(slot: WorkerSlot) -> Callable[[], None]:
+    """Make this process render as `slot`: its torch thread count and, on a GPU, its current CUDA device.
+
+    The current device is where torch puts what a call does not place itself
+    (streams, cuDNN and cuBLAS handles, allocator statistics); left at cuda:0,
+    a worker of cuda:1 would also open a context, and take memory, on cuda:0.
+    Returns what restores both.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(slot.threads)
+    previous = None
+    if slot.device.startswith("cuda"):
+        previous = torch.cuda.current_device()
+        torch.cuda.set_device(slot.device)
+
+    def restore() -> None:
+        torch.set_num_threads(threads)
+        if previous is not None:
+            torch.cuda.set_device(previous)
+    return restore
