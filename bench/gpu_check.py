@@ -1,6 +1,6 @@
 """The GPU check: the CUDA tests and sefa-render's throughput on each card, side by side, in one run.
 
-    bench/gpu_check.sh [--dry] [OUT]        # the usual way: installs carried wheels and the model cache first
+    bench/gpu_check.sh [--dry] [--out DIR]  # the usual way: installs carried wheels and the model cache first
     python bench/gpu_check.py [--dry] [--out DIR] [--models NAME,…] [--budget SECONDS]
 
 On a CUDA machine it
@@ -88,9 +88,13 @@ class Setup:
     budget_s: float                      # the whole check, tests included
 
 
-GPU_SETUP = Setup("cuda:0", "fp16", (1, 4, 16, 32, 64, 128, 256), 64 * 1024 * 1024, 0.5, 3.0, (30, 900), (16, 2000),
-                  20 * 1024 * 1024, 256, (2, 4), 15.0, 450.0)
-DRY_SETUP = Setup("cpu", "bf16", (1, 4), 4 * 32 * 32, 0.02, 0.05, (2, 4), (2, 4), 8 * 32 * 32, 16, (2,), 0.0, 240.0)
+GPU_SETUP = Setup(device="cuda:0", half="fp16", batches=(1, 4, 16, 32, 64, 128, 256, 512, 1024),
+                  pixels_per_batch=64 * 1024 * 1024, measure_s=0.3, job_generator_s=2.0, video_frames=(30, 900),
+                  dataset_seeds=(16, 2000), dataset_pixels=20 * 1024 * 1024, cell_size=256, worker_splits=(2, 4),
+                  least_run_s=15.0, budget_s=450.0)
+DRY_SETUP = Setup(device="cpu", half="bf16", batches=(1, 4), pixels_per_batch=4 * 32 * 32, measure_s=0.02,
+                  job_generator_s=0.05, video_frames=(2, 4), dataset_seeds=(2, 4), dataset_pixels=8 * 32 * 32,
+                  cell_size=16, worker_splits=(2,), least_run_s=0.0, budget_s=240.0)
 
 
 @dataclass(frozen=True)
@@ -101,15 +105,23 @@ class Model:
     resolution: int
 
 
-def models_for(dry: bool, scratch: Path) -> list[Model]:
-    """The DCGAN and the StyleGAN2s; tiny ones written by the tests' writers in a dry run."""
+def models_for(dry: bool, scratch: Path, only: set[str] | None) -> list[Model]:
+    """The DCGAN and the StyleGAN2s (those in `only`, when given); tiny ones in a dry run, all written by the
+    tests' writers but the zoo's DCGAN."""
     if dry:
         small = dataclasses.replace(TINY_SG2, img_resolution=32, channels=(16, 8, 4, 4))
-        return [Model("dcgan", "tiny DCGAN, 32 px", write_dcgan(scratch / "dcgan.pt", TINY_DCGAN), 32),
-                Model("stylegan2-32", "tiny StyleGAN2, 32 px", write_nvidia_pickle(scratch / "sg2-32.pkl", small), 32)]
-    return [Model("dcgan", "DCGAN (zoo:dcgan-digiface), 64 px", zoo.fetch("dcgan-digiface"), 64)] + [
-        Model(f"stylegan2-{r}", f"StyleGAN2 config-f, random weights, {r} px",
-              write_nvidia_pickle(scratch / f"stylegan2-{r}.pkl", stylegan2_config(r)), r) for r in (256, 1024)]
+        makers = {"dcgan": ("tiny DCGAN, 32 px", 32, lambda: write_dcgan(scratch / "dcgan.pt", TINY_DCGAN)),
+                  "stylegan2-32": ("tiny StyleGAN2, 32 px", 32, lambda: write_nvidia_pickle(scratch / "sg2.pkl", small))}
+    else:
+        makers = {"dcgan": ("DCGAN (zoo:dcgan-digiface), 64 px", 64, lambda: zoo.fetch("dcgan-digiface"))}
+        for r in (256, 1024):
+            makers[f"stylegan2-{r}"] = (f"StyleGAN2 config-f, random weights, {r} px", r,
+                                        lambda r=r: write_nvidia_pickle(scratch / f"stylegan2-{r}.pkl", stylegan2_config(r)))
+    unknown = sorted((only or set()) - set(makers))
+    if unknown:
+        raise ValueError(f"--models {','.join(unknown)}: expected some of {', '.join(makers)}")
+    return [Model(name, label, make(), resolution) for name, (label, resolution, make) in makers.items()
+            if only is None or name in only]
 
 
 class Clock:
@@ -173,6 +185,7 @@ def generator_rates(model: Model, device: str, setup: Setup) -> dict[str, dict[i
                         count += batch
                     synchronize(generator.device)
             except torch.OutOfMemoryError:
+                torch.cuda.empty_cache()
                 break
             rates[precision][batch] = count / (time.perf_counter() - started)
     del generator, latents
@@ -335,22 +348,16 @@ def environment(dry: bool) -> dict:
 
 
 # --------------------------------------------------------------------------- the check
-def check(out: Path, dry: bool, only: set[str] | None, budget_s: float | None) -> Report:
-    setup = DRY_SETUP if dry else GPU_SETUP
-    if budget_s is not None:
-        setup = dataclasses.replace(setup, budget_s=budget_s)
-    if not dry and not torch.cuda.is_available():
-        raise SystemExit("gpu_check: torch sees no CUDA device (use --dry to check the script on a CPU)")
+def check(out: Path, setup: Setup, models: list[Model], scratch: Path) -> Report:
+    """Run every step within `setup.budget_s`, saving the table and the raw numbers after each."""
     clock = Clock(setup.budget_s)
+    dry = setup.device == "cpu"
     report = Report(environment(dry))
-    scratch = Path(tempfile.mkdtemp(prefix="sefa-render-gpu-check-"))
-    models = [model for model in models_for(dry, scratch) if only is None or model.name in only]
 
     def save() -> None:  # after every step: whatever ends the run, what was measured comes back
         (out / RAW).write_text(json.dumps(report.raw(), indent=1))
         (out / SUMMARY).write_text(markdown(report, models, setup))
 
-    print(f"gpu_check: {report.environment['cards']}; budget {setup.budget_s:.0f} s; scratch {scratch}", flush=True)
     report.tests = run_cuda_tests(out, clock)
     print(f"  CUDA tests: {report.tests}", flush=True)
     save()
@@ -358,12 +365,15 @@ def check(out: Path, dry: bool, only: set[str] | None, budget_s: float | None) -
     for card in cards:
         report.generators[card] = {}
         for model in models:
+            if not clock.allows(setup.least_run_s):
+                report.skipped.append(f"{card} {model.name} generator alone")
+                continue
             report.generators[card][model.name] = generator_rates(model, card, setup)
             print(f"  {card} {model.name}: " + ", ".join(f"{p} {best(r)[0]:.0f} img/s @{best(r)[1]}"
                                                         for p, r in report.generators[card][model.name].items()), flush=True)
             save()
     for model in models:
-        rate = best(report.generators[setup.device][model.name][setup.half])[0]
+        rate = best(report.generators[setup.device].get(model.name, {}).get(setup.half, {}))[0]
         report.sizes[model.name] = job_sizes(model, rate, setup)
     for model, run, spec in planned_runs(models, report.sizes, setup):
         name = f"{run.model} {run.output} {run.precision} ×{run.workers}"
@@ -386,8 +396,19 @@ def main() -> None:
                                          "dry: dcgan, stylegan2-32)")
     parser.add_argument("--budget", type=float, help="seconds for the whole check (default: 450 on a GPU, 240 dry)")
     args = parser.parse_args()
+    if not args.dry and not torch.cuda.is_available():
+        parser.error("torch sees no CUDA device (--dry checks the script on the CPU)")
+    setup = DRY_SETUP if args.dry else GPU_SETUP
+    if args.budget is not None:
+        setup = dataclasses.replace(setup, budget_s=args.budget)
+    scratch = Path(tempfile.mkdtemp(prefix="sefa-render-gpu-check-"))
+    try:
+        models = models_for(args.dry, scratch, set(args.models.split(",")) if args.models else None)
+    except ValueError as error:
+        parser.error(str(error))
     args.out.mkdir(parents=True, exist_ok=True)
-    report = check(args.out, args.dry, set(args.models.split(",")) if args.models else None, args.budget)
+    print(f"gpu_check: {setup.device}; budget {setup.budget_s:.0f} s; scratch {scratch}", flush=True)
+    report = check(args.out, setup, models, scratch)
     print((args.out / SUMMARY).read_text())
     failed = [run for run in report.runs if run.error]
     sys.exit(1 if failed or report.tests.get("returncode") != 0 else 0)
