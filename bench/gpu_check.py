@@ -60,6 +60,7 @@ ALPHAS = [-3.0, 3.0]      # dataset: two edits per seed, plus the original
 SUMMARY = "gpu_check.md"
 RAW = "gpu_check.json"
 TEST_LOG = "cuda_tests.log"
+STOPPED = "stopped at the end of the time budget"
 
 
 def stylegan2_config(resolution: int) -> StyleGAN2Config:
@@ -208,7 +209,8 @@ class Run:
     workers: int
     images: int            # images the generator makes in the job
     seconds: float | None = None
-    error: str | None = None
+    error: str | None = None   # the last line of stderr of a failed run; `log` holds more
+    log: str | None = None
 
     @property
     def rate(self) -> float | None:
@@ -250,10 +252,11 @@ def run_end_to_end(run: Run, spec: dict, folder: Path, device: str, clock: Clock
         result = subprocess.run(command, cwd=folder, capture_output=True, text=True, timeout=max(10.0, clock.left()),
                                 env={**os.environ, "PYTHONPATH": python_path()})
     except subprocess.TimeoutExpired:
-        run.error = "timed out at the end of the time budget"
+        run.error = STOPPED
         return run
     if result.returncode:
-        run.error = (result.stderr.strip().splitlines() or [f"exit code {result.returncode}"])[-1]
+        lines = result.stderr.strip().splitlines() or [f"exit code {result.returncode}"]
+        run.error, run.log = lines[-1], "\n".join(lines[-40:])
     else:
         run.seconds = time.perf_counter() - started
     return run
@@ -380,8 +383,12 @@ def check(out: Path, setup: Setup, models: list[Model], scratch: Path) -> Report
         if not clock.allows(setup.least_run_s):
             report.skipped.append(name)
             continue
-        report.runs.append(run_end_to_end(run, spec, scratch / name.replace(" ", "-"), setup.device, clock))
+        run_end_to_end(run, spec, scratch / name.replace(" ", "-"), setup.device, clock)
         print(f"  {name}: " + (f"{run.seconds:.1f} s" if run.seconds else f"failed: {run.error}"), flush=True)
+        if run.error == STOPPED:
+            report.skipped.append(f"{name} ({STOPPED})")
+        else:
+            report.runs.append(run)
         save()
     save()
     return report

@@ -143,10 +143,9 @@ def test_the_worker_count_on_one_gpu_and_in_process_rendering_change_no_byte(tmp
         assert not summary.failed
         outputs[workers] = {name: path.read_bytes() for name, path in files(summary.output_dir).items()
                             if name != "manifest.json"}
-    # `--device cuda` from the command line: one worker per visible GPU, here two on each.
+    # `--device cuda` from the command line: one worker per visible GPU.
     folder = tmp_path / "cli"
-    command = [sys.executable, "-m", "render", "run", str(write_job(folder, job)), "--no-progress", "--device", "cuda",
-               "--workers", str(2 * torch.cuda.device_count())]
+    command = [sys.executable, "-m", "render", "run", str(write_job(folder, job)), "--no-progress", "--device", "cuda"]
     subprocess.run(command, cwd=folder, check=True, env={**os.environ, "PYTHONPATH": str(REPO)})
     outputs["cli"] = {name: path.read_bytes() for name, path in files(folder / "outputs/tiny").items()
                       if name != "manifest.json"}
