@@ -48,7 +48,7 @@ sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 from checkpoints import TINY_DCGAN, write_dcgan  # noqa: E402  (test fixture writers)
 from checkpoints_stylegan2 import TINY_SG2, write_nvidia_pickle  # noqa: E402
-from render.devices import available_cores  # noqa: E402
+from render.devices import WorkerSlot, available_cores, enter_slot  # noqa: E402
 from render.models import zoo  # noqa: E402
 from render.models.registry import load_generator  # noqa: E402
 from render.models.stylegan2 import StyleGAN2Config  # noqa: E402
@@ -165,7 +165,11 @@ def synchronize(device: torch.device) -> None:
 
 
 def generator_rates(model: Model, device: str, setup: Setup) -> dict[str, dict[int, float]]:
-    """{precision: {batch: images/s of synthesize}}; a batch that runs out of memory ends its precision's series."""
+    """{precision: {batch: images/s of synthesize}}; a batch that runs out of memory ends its precision's series.
+
+    The device is set up as a worker's (`enter_slot`: deterministic cuDNN), so the ratio to it measures our
+    pipeline, not a setting."""
+    restore = enter_slot(WorkerSlot(device, available_cores()))
     generator = load_generator(model.checkpoint).to(device)
     latents = generator.latents_from_seeds(list(range(max(setup.batches))))
     rates: dict[str, dict[int, float]] = {}
@@ -190,6 +194,7 @@ def generator_rates(model: Model, device: str, setup: Setup) -> dict[str, dict[i
                 break
             rates[precision][batch] = count / (time.perf_counter() - started)
     del generator, latents
+    restore()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()  # the end-to-end runs' workers need the card's memory
     return rates
