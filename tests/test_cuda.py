@@ -29,7 +29,7 @@ from checkpoints_stylegan3 import write_stylegan3_pickle
 from families import WRITERS, sampling_of
 from jobs import TINY_JOB, write_job
 from render import execute
-from render.devices import available_cores, plan_workers
+from render.devices import WorkerSlot, available_cores, enter_slot, plan_workers
 from render.layout import to_pixels
 from render.models.registry import load_generator
 from render.runner import run_job
@@ -170,6 +170,7 @@ def test_every_family_synthesizes_on_the_gpu_like_on_the_cpu(tmp_path, family):
 
 
 def test_pixels_come_back_from_the_gpu_through_pinned_memory(tmp_path):
+    restore = enter_slot(WorkerSlot(GPU, torch.get_num_threads()))  # as a worker: deterministic cuDNN
     generator = load_generator(WRITERS["dcgan"](tmp_path)).to(GPU)
     latents = generator.latents_from_seeds(list(range(5)))
     pixels = execute._pixels(generator, latents, 24, "fp16", str)
@@ -177,5 +178,6 @@ def test_pixels_come_back_from_the_gpu_through_pinned_memory(tmp_path):
     with torch.autocast("cuda", dtype=torch.float16):
         images = generator.synthesize(latents)
     expected = to_pixels(images, 24)
+    restore()
     assert expected.device.type == "cuda"  # the 8-bit conversion runs on the GPU
     assert np.array_equal(pixels, expected.cpu().numpy())
