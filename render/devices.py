@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
 from render.errors import SpecError
 
-__all__ = ["WorkerSlot", "plan_workers", "in_process_slot", "available_cores", "CPU_THREADS_PER_WORKER"]
+__all__ = ["WorkerSlot", "plan_workers", "in_process_slot", "enter_slot", "available_cores", "CPU_THREADS_PER_WORKER"]
 
 CPU_THREADS_PER_WORKER = 1
 
@@ -80,3 +81,30 @@ def in_process_slot(device: str = "auto") -> WorkerSlot:
     """Where `--workers 0` renders: the first device, with the same thread count as a worker there."""
     first = _devices(device)[0]
     return WorkerSlot(first, CPU_THREADS_PER_WORKER if first == "cpu" else available_cores())
+
+
+def enter_slot(slot: WorkerSlot) -> Callable[[], None]:
+    """Make this process render as `slot`: its torch thread count and, on a GPU, its current CUDA device
+    and deterministic cuDNN. Returns what restores all three.
+
+    The current device is where torch puts what a call does not place itself
+    (streams, cuDNN and cuBLAS handles, allocator statistics); left at cuda:0,
+    a worker of cuda:1 would also open a context, and take memory, on cuda:0.
+    Deterministic cuDNN keeps "same spec, same bytes" on a GPU: otherwise cuDNN
+    may pick algorithms that sum with atomics in a varying order (transposed
+    convolutions, as in DCGAN, run on such backward-data algorithms).
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(slot.threads)
+    previous = None
+    if slot.device.startswith("cuda"):
+        previous = torch.cuda.current_device(), torch.backends.cudnn.deterministic
+        torch.cuda.set_device(slot.device)
+        torch.backends.cudnn.deterministic = True
+
+    def restore() -> None:
+        torch.set_num_threads(threads)
+        if previous is not None:
+            torch.cuda.set_device(previous[0])
+            torch.backends.cudnn.deterministic = previous[1]
+    return restore

@@ -51,10 +51,8 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any, Callable, Protocol
 
-import torch
-
 from render import faults
-from render.devices import WorkerSlot
+from render.devices import WorkerSlot, enter_slot
 from render.errors import RenderError
 from render.execute import RenderContext, execute_unit
 from render.interrupts import stop_on_signals, watch_lifeline
@@ -157,12 +155,11 @@ def run_units(context: RenderContext, units: list[Unit], slots: list[WorkerSlot]
     book = _Bookkeeping(units, retries, feed)
     if not slots:
         keep_freed_memory()
-        threads = torch.get_num_threads()
-        torch.set_num_threads(in_process.threads)
+        restore = enter_slot(in_process)
         try:
             _run_in_process(context, book, observer, GeneratorCache(context, in_process.device, preloaded))
         finally:
-            torch.set_num_threads(threads)
+            restore()
     elif feed is not None:
         _run_in_processes(context, book, observer, slots)
     elif units:
@@ -316,7 +313,7 @@ def _worker_main(slot: WorkerSlot, context: RenderContext, connection: Connectio
         stop_on_signals()
         watch_lifeline(lifeline)
         keep_freed_memory()
-        torch.set_num_threads(slot.threads)
+        enter_slot(slot)
         generators = GeneratorCache(context, slot.device)
         connection.send(("ready",))
         while True:

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from render.devices import WorkerSlot, available_cores, in_process_slot, plan_workers
+from render.devices import WorkerSlot, available_cores, enter_slot, in_process_slot, plan_workers
 from render.errors import SpecError
 
 
@@ -34,3 +34,17 @@ def test_gpu_workers_go_round_robin_over_the_devices(monkeypatch):
     assert [slot.device for slot in plan_workers("auto")] == ["cuda:0", "cuda:1", "cuda:2"]
     assert [slot.device for slot in plan_workers("cuda:0,2", 3)] == ["cuda:0", "cuda:2", "cuda:0"]
     assert in_process_slot("cuda:2").device == "cuda:2"
+
+
+def test_a_gpu_slot_makes_its_device_current_and_cudnn_deterministic_then_restores_both(monkeypatch):
+    current = ["cuda:0"]
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: current[0])
+    monkeypatch.setattr(torch.cuda, "set_device", lambda device: current.__setitem__(0, device))
+    threads = torch.get_num_threads()
+    assert not torch.backends.cudnn.deterministic
+    restore = enter_slot(WorkerSlot("cuda:2", threads + 1))
+    assert current == ["cuda:2"] and torch.get_num_threads() == threads + 1 and torch.backends.cudnn.deterministic
+    restore()
+    assert current == ["cuda:0"] and torch.get_num_threads() == threads and not torch.backends.cudnn.deterministic
+    enter_slot(WorkerSlot("cpu", threads))()
+    assert current == ["cuda:0"]  # a CPU slot leaves CUDA alone

@@ -353,7 +353,7 @@ class StyleGAN3Generator(StyleGANGenerator):
         """
         self.check_latents(latents)
         inverses = torch.from_numpy(np.stack([input_transform_matrix(move[:2], move[2]) for move in moves]))
-        transforms = (self.synthesis.input.transform.double() @ inverses).float().to(latents.device)
+        transforms = (self.synthesis.input.transform.double() @ inverses.to(latents.device)).float()
         return self.synthesis(latents, transforms)
 
     def describe(self) -> dict[str, Any]:
