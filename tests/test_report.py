@@ -107,3 +107,13 @@ def test_bad_input_is_one_line_exit_2(tmp_path, capsys, arguments, message):
     assert main(["report", str(checkpoint), *arguments, "--out", str(tmp_path / "r")]) == 2
     error = capsys.readouterr().err
     assert message in error and len(error.strip().splitlines()) == 1
+
+
+def test_job_report_links_the_videos_of_the_jobs_last_run(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    job = write_job(tmp_path)
+    assert main(["run", str(job), "--workers", "0", "--no-progress"]) == 0
+    out = tmp_path / "report"
+    assert main(["report", str(job), "--seeds", "0", "--alphas", "2", "--out", str(out)]) == 0
+    videos = [s for s in _sources(out / "index.html") if s.endswith(".mp4")]
+    assert len(videos) == 2 and all((out / video).is_file() for video in videos)
