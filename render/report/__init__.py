@@ -82,7 +82,7 @@ def compare(given: np.ndarray, sefa_directions: np.ndarray) -> list[list[tuple[i
 
 def _save_png(path: Path, pixels: np.ndarray) -> None:
     with atomic_path(path) as temporary:
-        Image.fromarray(pixels).save(temporary, format="PNG")
+        Image.fromarray(pixels).save(temporary, format="PNG", compress_level=1)  # 4× faster than level 6
 
 
 def spectrum_plot(eigenvalues: np.ndarray, title: str, width: int = 640, height: int = 320) -> np.ndarray:
