@@ -37,7 +37,7 @@ from render.models.base import Sampling
 __all__ = [
     "MAX_RESOLUTION", "MAX_WIDTH", "MAX_MAPPING_LAYERS", "GENFORCE_SAMPLING",
     "z_from_torch_seeds", "pixel_norm", "dense", "truncate", "check_truncation", "check_size",
-    "check_state", "resolution_of", "StateShapes", "GenforceSampling", "default_truncation",
+    "resolution_of", "StateShapes", "GenforceSampling", "default_truncation",
 ]
 
 MAX_RESOLUTION = 1024        # genforce's largest (`_RESOLUTIONS_ALLOWED`: 8 … 1024)
@@ -106,28 +106,6 @@ def resolution_of(count: int, what: str) -> int:
     if not 2 <= count <= int(math.log2(MAX_RESOLUTION)) - 1:
         raise CheckpointError(f"{what}: {count} resolution blocks, expected 2…{int(math.log2(MAX_RESOLUTION)) - 1} (8…{MAX_RESOLUTION} px)")
     return 4 * 2 ** (count - 1)
-
-
-def check_state(state: Mapping[str, torch.Tensor], expected: Mapping[str, tuple[int, ...]], prefix: str, family: str) -> None:
-    """Strict comparison of a state dict with the names and shapes a network needs.
-
-    Raises a one-line CheckpointError naming the first missing, unexpected,
-    mis-shaped or non-float tensor as the file spells it (`prefix` + name).
-    """
-    missing = [name for name in expected if name not in state]
-    if missing:
-        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
-        raise CheckpointError(f"missing tensor {prefix}{missing[0]}{more} for a genforce {family} generator")
-    unexpected = [name for name in state if name not in expected]
-    if unexpected:
-        listed = ", ".join(prefix + name for name in unexpected[:8])
-        raise CheckpointError(f"unexpected tensors for a genforce {family} generator: {listed}{' …' if len(unexpected) > 8 else ''}")
-    for name, shape in expected.items():
-        tensor = state[name]
-        if tuple(tensor.shape) != tuple(shape):
-            raise CheckpointError(f"{prefix}{name} has shape {tuple(tensor.shape)}, expected {tuple(shape)}")
-        if not tensor.is_floating_point():
-            raise CheckpointError(f"{prefix}{name} holds {tensor.dtype} values, expected floats")
 
 
 def default_truncation(num_layers: int) -> Sampling:

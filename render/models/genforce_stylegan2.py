@@ -33,6 +33,7 @@ import torch.nn.functional as F
 
 from render.errors import CheckpointError
 from render.models import genforce_common as gc
+from render.models.state import check_state
 from render.models.base import Sampling
 from render.models.stylegan2 import StyleGAN2Config, StyleGAN2Generator, load_state
 
@@ -127,7 +128,7 @@ def build(state: Mapping[str, torch.Tensor], prefix: str, container: str) -> Gen
         if target.endswith("noise_const"):
             expected[source] = (1, 1, *canonical_shapes[target])
     expected.update({name: (1, 1, 4, 4) for name in filters})
-    gc.check_state(state, expected, prefix, "StyleGAN2")
+    check_state(expected, state, "genforce StyleGAN2", lambda name: prefix + name)
     for name in filters:
         if not torch.equal(state[name], state[filters[0]]):
             raise CheckpointError(f"{prefix}{name} differs from {prefix}{filters[0]}; mixed resampling filters are not supported")

@@ -37,6 +37,7 @@ from torch import nn
 
 from render.errors import CheckpointError
 from render.models import genforce_common as gc
+from render.models.state import check_state
 from render.models.base import Generator, Sampling
 
 __all__ = ["PGGANConfig", "PGGANGenerator", "config_from_state", "build"]
@@ -89,10 +90,8 @@ class PGGANGenerator(gc.GenforceSampling, Generator):
     def __init__(self, config: PGGANConfig):
         super().__init__()
         self.config = config
-        self.z_dim = self.latent_dim = config.z_dim
-        self.num_layers = 1
-        self.img_resolution = config.img_resolution
-        self.img_channels = config.img_channels
+        self.set_sizes(z_dim=config.z_dim, latent_dim=config.z_dim, num_layers=1,
+                       img_resolution=config.img_resolution, img_channels=config.img_channels)
         self.register_buffer("lod", torch.zeros(()))
         root2 = math.sqrt(2.0)
         for k, width in enumerate(config.channels):
@@ -149,7 +148,7 @@ def build(state: Mapping[str, torch.Tensor], prefix: str, container: str) -> PGG
     config = config_from_state(state, prefix)
     with torch.device("meta"):
         expected = {name: tuple(t.shape) for name, t in PGGANGenerator(config).state_dict().items()}
-    gc.check_state(state, expected, prefix, "PGGAN")
+    check_state(expected, state, "genforce PGGAN", lambda name: prefix + name)
     if float(state["lod"]) != 0:
         raise CheckpointError(f"{prefix}lod is {float(state['lod'])}: a PGGAN still growing (lod ≠ 0) is not supported")
     generator = PGGANGenerator(config)

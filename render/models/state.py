@@ -27,7 +27,7 @@ def check_state(expected: Mapping[str, tuple[int, ...]], state: Mapping[str, Any
     missing = [name for name in expected if name not in state]
     if missing:
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
-        raise CheckpointError(f"missing tensor {source_name(missing[0])}{more}")
+        raise CheckpointError(f"missing tensor {source_name(missing[0])}{more} for a {generator_name} generator")
     unexpected = [name for name in state if name not in expected]
     if unexpected:
         listed = ", ".join(bounded_text(source_name(name), 60) for name in unexpected[:8])

@@ -37,6 +37,7 @@ from torch import nn
 
 from render.errors import CheckpointError
 from render.models import genforce_common as gc
+from render.models.state import check_state
 from render.models.base import Generator, Sampling
 
 __all__ = ["StyleGANConfig", "StyleGANGenerator", "config_from_state", "build"]
@@ -190,11 +191,8 @@ class StyleGANGenerator(gc.GenforceSampling, Generator):
     def __init__(self, config: StyleGANConfig):
         super().__init__()
         self.config = config
-        self.z_dim = config.z_dim
-        self.latent_dim = config.w_dim
-        self.num_layers = config.num_layers
-        self.img_resolution = config.img_resolution
-        self.img_channels = config.img_channels
+        self.set_sizes(z_dim=config.z_dim, latent_dim=config.w_dim, num_layers=config.num_layers,
+                       img_resolution=config.img_resolution, img_channels=config.img_channels)
         self.default_sampling = gc.default_truncation(self.num_layers)
         self.mapping = _Mapping(config)
         self.truncation = _Truncation(config.w_dim)
@@ -249,7 +247,7 @@ def build(state: Mapping[str, torch.Tensor], prefix: str, container: str) -> Sty
     config = config_from_state(state, prefix)
     with torch.device("meta"):
         expected = {name: tuple(t.shape) for name, t in StyleGANGenerator(config).state_dict().items()}
-    gc.check_state(state, expected, prefix, "StyleGAN")
+    check_state(expected, state, "genforce StyleGAN", lambda name: prefix + name)
     if float(state["synthesis.lod"]) != 0:
         raise CheckpointError(f"{prefix}synthesis.lod is {float(state['synthesis.lod'])}: "
                               "a StyleGAN still growing (lod ≠ 0) is not supported")
