@@ -146,7 +146,11 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--seeds", default="0-5", help="seeds, the sheets' rows (default 0-5)")
     report.add_argument("--alphas", type=int, default=7, help="α values, the sheets' columns (default 7)")
     report.add_argument("--amplitude", type=float, default=3.0, help="α runs from -a to +a (default 3)")
-    report.add_argument("--compare", type=Path, help=".npy directions to compare with the SeFa directions")
+    report.add_argument("--compare", type=Path, help="a .npy file (one direction per row) or a folder of them, "
+                                                     "compared with the SeFa directions")
+    report.add_argument("--threshold", type=float, default=2.0,
+                        help="percent of the pixel range a direction must change to count as changing the image "
+                             "(default 2)")
     report.add_argument("--out", type=Path, help="report folder (default outputs/report/<model or job>)")
     report.set_defaults(command=_report)
 
@@ -240,7 +244,7 @@ def _report(args: argparse.Namespace) -> int:
 
     out = args.out or DEFAULT_OUTPUT_ROOT / "report" / _model_label(args.target)
     changes = build_report(args.target, out, args.layers, args.top, args.seeds, args.amplitude, args.alphas,
-                           args.compare, DEFAULT_OUTPUT_ROOT)
+                           args.compare, DEFAULT_OUTPUT_ROOT, args.threshold)
     _print(f"wrote {out / 'index.html'} ({sum(len(c) for c in changes.values())} directions)")
     return 0
 

@@ -1,22 +1,23 @@
 """`sefa-render report`: the folder it writes, its sheets equal the generator's images, change numbers, --compare."""
 
 from html.parser import HTMLParser
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
+from browser import PAGE_MEDIA, Browser, find_chromium
 from checkpoints import write_dcgan
 from checkpoints_stylegan2 import write_nvidia_pickle
 from jobs import write_job
 from render.cli import main
 from render.directions import factorize_generator
 from render.execute import _pixels
-from render.layout import default_cell_size
 from render.models.registry import load_generator
 from render.ranges import parse_selection
-from render.report import change_of, compare, report_alphas
+from render.report import change_of, compare, report_alphas, report_cell_size
 
 
 class _Sources(HTMLParser):
@@ -45,7 +46,7 @@ def test_model_report_is_a_self_contained_folder_whose_sheets_are_the_generators
 
     generator = load_generator(checkpoint)
     directions, _ = factorize_generator(generator, (0,))
-    cell = default_cell_size(generator.img_resolution)
+    cell = report_cell_size(generator.img_resolution)
     sheet = np.asarray(Image.open(out / "set0-d1-sheet.png"))
     grid = sheet[sheet.shape[0] - 2 * cell:]  # below the title strip: 2 seeds × 3 α
     latents = generator.latents_from_seeds((3, 4), generator.default_sampling)
@@ -72,16 +73,36 @@ def test_compare_finds_a_direction_of_the_set():
     assert matches[0][0][0] == 4 and matches[0][0][1] == pytest.approx(1.0)
 
 
-def test_compare_on_the_command_line_and_stylegan2_layer_groups(tmp_path):
+def test_compare_a_folder_best_matches_first_and_the_stylegan2_layer_groups(tmp_path):
     checkpoint = write_nvidia_pickle(tmp_path / "g.pkl")
     generator = load_generator(checkpoint)
     directions, _ = factorize_generator(generator, generator.select_layers(parse_selection("0-1")))
-    np.save(tmp_path / "given.npy", directions[2])
+    given = tmp_path / "given"
+    given.mkdir()
+    np.save(given / "tilted.npy", directions[2] + 0.5 * directions[3])       # |cos| to #2: 1/√1.25 ≈ 0.894
+    np.save(given / "two.npy", np.stack([np.ones_like(directions[0]), -directions[0]]))
+    (given / "notes.txt").write_text("not a direction")                       # ignored: not .npy
     out = tmp_path / "report"
     assert main(["report", str(checkpoint), "--layers", "0-1", "--layers", "2-", "--top", "3", "--seeds", "0",
-                 "--alphas", "2", "--compare", str(tmp_path / "given.npy"), "--out", str(out)]) == 0
+                 "--alphas", "2", "--compare", str(given), "--out", str(out)]) == 0
     page = (out / "index.html").read_text()
-    assert "layers 0-1" in page and "layers 2-" in page and "best SeFa matches |cos| #2 (1.000)" in page
+    assert "layers 0-1" in page and "layers 2-" in page
+    section = page[page.index("layers 0-1</h2>"):page.index("layers 2-</h2>")]
+    rows = [section.index(f"<td>{name}</td><td>#{best} (") for name, best in [("two[1]", 0), ("tilted", 2)]]
+    assert rows == sorted(rows) and "<td>two[1]</td><td>#0 (1.000)" in section
+    assert "<td>tilted</td><td>#2 (0.894)" in section and "<td>two[0]</td>" in section
+
+
+def test_threshold_is_stated_and_counts(tmp_path):
+    checkpoint = write_dcgan(tmp_path / "g.pt")
+    pages = {}
+    for threshold in ("0.001", "99"):
+        out = tmp_path / threshold
+        assert main(["report", str(checkpoint), "--top", "3", "--seeds", "0", "--alphas", "2", "--threshold",
+                     threshold, "--out", str(out)]) == 0
+        pages[threshold] = (out / "index.html").read_text()
+    assert "exceeds <b>0.001 %</b>" in pages["0.001"] and "<b>3 of 3</b>" in pages["0.001"]
+    assert "exceeds <b>99 %</b>" in pages["99"] and "<b>0 of 3</b>" in pages["99"]
 
 
 def test_job_report_uses_the_jobs_direction_sets_and_names(tmp_path):
@@ -97,6 +118,8 @@ def test_job_report_uses_the_jobs_direction_sets_and_names(tmp_path):
     (["--layers", "7-9"], "--layers 7-9"),
     (["--top", "0"], "--top 0"),
     (["--compare", "missing.npy"], "--compare missing.npy: file not found"),
+    (["--compare", "."], "the folder holds no .npy files"),
+    (["--threshold", "100"], "--threshold 100"),
     (["--compare", "WRONG"], "--compare"),
 ])
 def test_bad_input_is_one_line_exit_2(tmp_path, capsys, arguments, message):
@@ -109,11 +132,56 @@ def test_bad_input_is_one_line_exit_2(tmp_path, capsys, arguments, message):
     assert message in error and len(error.strip().splitlines()) == 1
 
 
-def test_job_report_links_the_videos_of_the_jobs_last_run(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    job = write_job(tmp_path)
-    assert main(["run", str(job), "--workers", "0", "--no-progress"]) == 0
-    out = tmp_path / "report"
-    assert main(["report", str(job), "--seeds", "0", "--alphas", "2", "--out", str(out)]) == 0
-    videos = [s for s in _sources(out / "index.html") if s.endswith(".mp4")]
-    assert len(videos) == 2 and all((out / video).is_file() for video in videos)
+@pytest.fixture(scope="module")
+def job_report(tmp_path_factory) -> Path:
+    """The tiny job run once, then its report: videos, dataset pairs and the set's sheets in one page."""
+    folder = tmp_path_factory.mktemp("job")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SEFA_RENDER_CACHE", str(folder / "cache"))
+        patch.chdir(folder)
+        job = write_job(folder)
+        assert main(["run", str(job), "--workers", "0", "--no-progress"]) == 0
+        assert main(["report", str(job), "--seeds", "0,1", "--alphas", "3", "--out", str(folder / "report")]) == 0
+    return folder / "report"
+
+
+def test_job_report_links_the_videos_and_sample_pairs_of_the_jobs_last_run(job_report):
+    sources = _sources(job_report / "index.html")
+    assert all((job_report / source).exists() for source in sources)
+    videos = [s for s in sources if s.endswith(".mp4")]
+    assert sorted(videos) == ["../outputs/tiny/videos/clips/top_000_first.mp4", "../outputs/tiny/videos/clips/top_001.mp4"]
+    originals = [s for s in sources if "/original/" in s]
+    edited = [s for s in sources if "/edited/" in s]
+    assert len(originals) == len(edited) == 4  # 2 directions × 2 α, one sample each
+    assert {Path(s).name.split("_", 1)[1] for s in edited} == {"000_m3.png", "000_p3.png", "001_m3.png", "001_p3.png"}
+
+
+@pytest.fixture(scope="module")
+def browser():
+    executable = find_chromium()
+    if executable is None:
+        pytest.skip("chromium is not installed (apt-get install chromium; `make test` installs it as root)")
+    with Browser(executable) as running:
+        yield running
+
+
+def test_the_page_loads_in_a_real_browser_every_image_and_video_and_no_console_error(job_report, browser):
+    browser.open(job_report / "index.html")
+    media = browser.evaluate(PAGE_MEDIA)
+    assert len(media["images"]) == 1 + 2 * 2 + 2 * 4  # spectrum, 2 sheets + 2 change maps, 4 pairs
+    assert [src for src, width in media["images"] if width == 0] == []
+    assert len(media["videos"]) == 2
+    assert [(src, error) for src, width, error in media["videos"] if width == 0 or error] == []  # H.264 decodes
+    assert browser.console_errors() == []
+    shot = job_report / "screenshot.png"
+    shot.write_bytes(browser.screenshot())
+    with Image.open(shot) as image:
+        assert image.width >= 800 and image.height > 900 and len(image.getcolors(1 << 16) or range(1 << 16)) > 16
+
+
+def test_the_browser_check_sees_a_missing_image_and_a_console_error(job_report, browser):
+    broken = job_report / "broken.html"
+    broken.write_text('<!doctype html><img src="missing.png"><script>console.error("boom")</script>')
+    browser.open(broken)
+    assert browser.evaluate(PAGE_MEDIA)["images"] == [["missing.png", 0]]
+    assert len(browser.console_errors()) == 2  # the failed load and console.error

@@ -14,23 +14,25 @@ dependency): a bar chart needs no plotting library.
 from __future__ import annotations
 
 import html
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 from render.directions import DirectionSet
 from render.execute import _pixels
-from render.layout import default_cell_size, label_strip
+from render.layout import label_strip
 from render.models.base import Generator, Sampling
 from render.sinks.atomic import atomic_path, write_text
 
-__all__ = ["ReportSet", "report_alphas", "change_of", "contact_sheet", "compare", "write_report",
+__all__ = ["ReportSet", "report_alphas", "report_cell_size", "change_of", "contact_sheet", "compare", "write_report",
            "CHANGE_THRESHOLD"]
 
-CHANGE_THRESHOLD = 0.02  # a direction "changes the image" when its mean |Δpixel| over ±a exceeds 2 % of the range
+CHANGE_THRESHOLD = 0.02  # default: a direction "changes the image" when its mean |Δpixel| over ±a exceeds 2 % of the range
+REPORT_CELL = 128        # px per image in the sheets: enough to see an edit; 7 α × 6 seeds of 1024² would be 7168×6144
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,15 @@ class ReportSet:
 def report_alphas(amplitude: float, count: int) -> np.ndarray:
     """`count` α values evenly from −amplitude to +amplitude."""
     return np.linspace(-amplitude, amplitude, count)
+
+
+def report_cell_size(resolution: int) -> int:
+    """Images in the sheets: an integer upscale of small models to at least REPORT_CELL px, larger ones shrunk to it.
+
+    >>> report_cell_size(32), report_cell_size(64), report_cell_size(100), report_cell_size(1024)
+    (128, 128, 200, 128)
+    """
+    return resolution * math.ceil(REPORT_CELL / resolution) if resolution < REPORT_CELL else REPORT_CELL
 
 
 def edited_pixels(generator: Generator, latents: torch.Tensor, direction_set: DirectionSet, component: int,
@@ -86,13 +97,14 @@ def _save_png(path: Path, pixels: np.ndarray) -> None:
 
 
 def spectrum_plot(eigenvalues: np.ndarray, title: str, width: int = 640, height: int = 320) -> np.ndarray:
-    """Bars = each eigenvalue's share (left scale), line = the cumulative share (0–100 %), drawn with PIL."""
+    """Bars = each eigenvalue's share (left scale), line = the cumulative share (right scale, 0–100 %), drawn with PIL."""
     share = eigenvalues / eigenvalues.sum()
     cumulative = np.cumsum(share)
     image = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(image)
-    left, right, top, bottom = 50, width - 20, 30, height - 30
-    draw.text((left, 8), f"{title}: share of each eigenvalue (bars), cumulative share (line)", fill="black")
+    font = ImageFont.load_default(size=13)
+    left, right, top, bottom = 48, width - 44, 30, height - 28
+    draw.text((left, 8), f"{title}: share of each eigenvalue (bars), cumulative share (line)", fill="black", font=font)
     draw.rectangle([left, top, right, bottom], outline="black")
     step = (right - left) / len(share)
     scale = (bottom - top) / max(float(share.max()), 1e-12)
@@ -103,64 +115,120 @@ def spectrum_plot(eigenvalues: np.ndarray, title: str, width: int = 640, height:
         points.append((x0 + step / 2, bottom - c * (bottom - top)))
     if len(points) > 1:
         draw.line(points, fill=(220, 60, 40), width=2)
-    draw.text((4, top), f"{share.max():.0%}", fill="black")
-    draw.text((right - 34, top + 2), "100%", fill=(220, 60, 40))
-    draw.text((left, bottom + 6), f"direction 0 … {len(share) - 1}", fill="black")
+    draw.text((left - 4, top), f"{share.max():.1%}", fill=(70, 110, 200), font=font, anchor="rt")
+    draw.text((left - 4, bottom), "0", fill=(70, 110, 200), font=font, anchor="rb")
+    for fraction in (0.5, 1.0):
+        draw.text((right + 4, bottom - fraction * (bottom - top)), f"{fraction:.0%}", fill=(220, 60, 40), font=font,
+                  anchor="lm")
+    draw.text((left, bottom + 6), "direction 0", fill="black", font=font)
+    draw.text((right, bottom + 6), f"{len(share) - 1}", fill="black", font=font, anchor="ra")
     return np.asarray(image)
+
+
+Comparison = list[tuple[str, list[tuple[int, float]]]]  # per given direction: its name and (SeFa index, |cos|), best first
+
+
+@dataclass(frozen=True)
+class _Row:
+    component: int
+    name: str
+    eigenvalue: float | None
+    change: float
+    sheet: str   # file names inside the report folder
+    heat: str
 
 
 def write_report(out: Path, generator: Generator, sets: list[ReportSet], seeds: tuple[int, ...], sampling: Sampling,
                  precision: str, amplitude: float, alpha_count: int, heading: str,
-                 comparisons: dict[str, list[list[tuple[int, float]]]] | None = None,
+                 threshold: float = CHANGE_THRESHOLD, comparisons: dict[str, Comparison] | None = None,
                  extra_html: str = "") -> dict[str, dict[int, float]]:
-    """Render every set into `out` (PNGs + index.html); returns each set's change number per direction."""
-    cell = default_cell_size(generator.img_resolution)
+    """Render every set into `out` (PNGs + index.html); returns each set's change number per direction.
+
+    `threshold` is the share of the pixel range (0.02 = 2 %) above which a direction counts as changing the image.
+    """
+    cell = report_cell_size(generator.img_resolution)
     alphas = report_alphas(amplitude, alpha_count)
     latents = generator.latents_from_seeds(seeds, sampling)
-    sections, changes = [], {}
+    sections, summary = [], []
     with torch.no_grad():
         for number, report_set in enumerate(sets):
             prefix = f"set{number}"
-            ds = report_set.direction_set
-            parts = [f"<h2>{html.escape(report_set.title)}</h2>",
-                     f"<p>latent slots {', '.join(map(str, ds.layers))}; {len(ds.directions)} directions</p>"]
-            if ds.eigenvalues is not None:
-                _save_png(out / f"{prefix}-spectrum.png", spectrum_plot(ds.eigenvalues, report_set.title))
-                parts.append(f'<img src="{prefix}-spectrum.png" alt="spectrum of {html.escape(report_set.title)}">')
-            rows, changes[report_set.title] = [], {}
-            for component in report_set.shown:
-                pixels = edited_pixels(generator, latents, ds, component, alphas, cell, precision)
-                change_map, change = change_of(pixels)
-                changes[report_set.title][component] = change
-                eigenvalue = ds.eigenvalue(component)
-                label = (f"#{component} {ds.names.get(component, '')}".rstrip()
-                         + (f"  eigenvalue {eigenvalue:.2f}" if eigenvalue is not None else "")
-                         + f"  alpha {-amplitude:+g} … {amplitude:+g}")
-                sheet, heat = f"{prefix}-d{component}-sheet.png", f"{prefix}-d{component}-change.png"
-                _save_png(out / sheet, contact_sheet(pixels, label))
-                scaled = np.clip(change_map / max(float(change_map.max()), 1e-12) * 255, 0, 255).astype(np.uint8)
-                _save_png(out / heat, np.repeat(scaled[:, :, None], 3, axis=2))
-                rows.append((component, ds.names.get(component, ""), eigenvalue, change, sheet, heat))
-            passing = sum(1 for row in rows if row[3] > CHANGE_THRESHOLD)
-            parts.append(f"<p><b>{passing} of {len(rows)}</b> directions change the image by more than "
-                         f"{CHANGE_THRESHOLD:.0%} (mean |Δpixel| between α = −{amplitude:g} and +{amplitude:g}).</p>")
-            parts.append("<table><tr><th>#</th><th>name</th><th>eigenvalue</th><th>change</th><th>passes</th>"
-                         "<th>contact sheet (rows = seeds, columns = α)</th><th>change map</th></tr>")
-            for component, name, eigenvalue, change, sheet, heat in rows:
-                parts.append(f"<tr><td>{component}</td><td>{html.escape(name)}</td>"
-                             f"<td>{'' if eigenvalue is None else f'{eigenvalue:.3f}'}</td><td>{change:.4f}</td>"
-                             f"<td>{'yes' if change > CHANGE_THRESHOLD else 'no'}</td>"
-                             f'<td><img src="{sheet}" alt="direction {component}"></td>'
-                             f'<td><img src="{heat}" alt="change map {component}"></td></tr>')
-            parts.append("</table>")
-            for given, matches in enumerate((comparisons or {}).get(report_set.title, [])):
-                best = ", ".join(f"#{k} ({cos:.3f})" for k, cos in matches[:5])
-                parts.append(f"<p>given direction {given}: best SeFa matches |cos| {best}</p>")
-            sections.append("\n".join(parts))
+            rows = [_render_direction(out, prefix, generator, latents, report_set.direction_set, component, alphas,
+                                      cell, precision) for component in report_set.shown]
+            spectrum = None
+            if report_set.direction_set.eigenvalues is not None:
+                spectrum = f"{prefix}-spectrum.png"
+                _save_png(out / spectrum, spectrum_plot(report_set.direction_set.eigenvalues, report_set.title))
+            sections.append(_set_section(report_set, rows, spectrum, amplitude, threshold,
+                                         (comparisons or {}).get(report_set.title, [])))
+            summary.append((report_set.title, rows))
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(heading)}</title><style>"
-            "body{font-family:sans-serif;margin:1em}table{border-collapse:collapse}td,th{border:1px solid #ccc;"
-            "padding:4px;vertical-align:top}img{max-width:100%}</style></head><body>"
+            "body{font-family:sans-serif;margin:1em}table{border-collapse:collapse;margin:.5em 0}"
+            "td,th{border:1px solid #ccc;padding:4px;vertical-align:top}img,video{max-width:100%}"
+            ".media{display:flex;flex-wrap:wrap;gap:8px}figure{margin:0}figcaption{font-size:small}</style></head><body>"
             f"<h1>{html.escape(heading)}</h1><p>seeds {', '.join(map(str, seeds))}; {alpha_count} α from "
-            f"−{amplitude:g} to +{amplitude:g}</p>{extra_html}" + "\n".join(sections) + "</body></html>")
+            f"−{amplitude:g} to +{amplitude:g}; a direction <b>changes the image</b> when the mean absolute pixel "
+            f"change between α = −{amplitude:g} and +{amplitude:g} exceeds <b>{threshold * 100:g} %</b> of the "
+            f"pixel range.</p>{_summary_table(summary, threshold)}" + "\n".join(sections) + extra_html
+            + "</body></html>")
     write_text(out / "index.html", page)
-    return changes
+    return {title: {row.component: row.change for row in rows} for title, rows in summary}
+
+
+def _render_direction(out: Path, prefix: str, generator: Generator, latents: torch.Tensor, ds: DirectionSet,
+                      component: int, alphas: np.ndarray, cell: int, precision: str) -> _Row:
+    """One direction's contact sheet and change map, written as PNGs."""
+    pixels = edited_pixels(generator, latents, ds, component, alphas, cell, precision)
+    change_map, change = change_of(pixels)
+    eigenvalue = ds.eigenvalue(component)
+    name = ds.names.get(component, "")
+    label = (f"#{component} {name}".rstrip() + (f"  eigenvalue {eigenvalue:.2f}" if eigenvalue is not None else "")
+             + f"  alpha {alphas[0]:+g} ... {alphas[-1]:+g}")
+    row = _Row(component, name, eigenvalue, change, f"{prefix}-d{component}-sheet.png",
+               f"{prefix}-d{component}-change.png")
+    _save_png(out / row.sheet, contact_sheet(pixels, label))
+    scaled = np.clip(change_map / max(float(change_map.max()), 1e-12) * 255, 0, 255).astype(np.uint8)
+    _save_png(out / row.heat, np.repeat(scaled[:, :, None], 3, axis=2))
+    return row
+
+
+def _summary_table(summary: list[tuple[str, list[_Row]]], threshold: float) -> str:
+    """The SeFa paper's table: per layer group, directions examined and how many change the image."""
+    lines = ["<table><tr><th>directions</th><th>examined</th>"
+             f"<th>change the image (&gt; {threshold * 100:g} %)</th><th>largest change</th></tr>"]
+    for title, rows in summary:
+        largest = max(rows, key=lambda row: row.change, default=None)
+        best = "" if largest is None else f"#{largest.component} {html.escape(largest.name)} ({largest.change:.1%})"
+        lines.append(f"<tr><td>{html.escape(title)}</td><td>{len(rows)}</td>"
+                     f"<td>{sum(row.change > threshold for row in rows)}</td><td>{best}</td></tr>")
+    return "".join(lines) + "</table>"
+
+
+def _set_section(report_set: ReportSet, rows: list[_Row], spectrum: str | None, amplitude: float, threshold: float,
+                 comparison: Comparison) -> str:
+    ds = report_set.direction_set
+    parts = [f"<h2>{html.escape(report_set.title)}</h2>",
+             f"<p>latent slots {', '.join(map(str, ds.layers))}; {len(ds.directions)} directions</p>"]
+    if spectrum is not None:
+        parts.append(f'<img src="{spectrum}" alt="spectrum of {html.escape(report_set.title)}">')
+    passing = sum(row.change > threshold for row in rows)
+    parts.append(f"<p><b>{passing} of {len(rows)}</b> directions change the image by more than {threshold * 100:g} % "
+                 f"(mean |Δpixel| between α = −{amplitude:g} and +{amplitude:g}).</p>")
+    parts.append("<table><tr><th>#</th><th>name</th><th>eigenvalue</th><th>change</th><th>passes</th>"
+                 "<th>contact sheet (rows = seeds, columns = α)</th><th>change map</th></tr>")
+    for row in rows:
+        parts.append(f"<tr><td>{row.component}</td><td>{html.escape(row.name)}</td>"
+                     f"<td>{'' if row.eigenvalue is None else f'{row.eigenvalue:.3f}'}</td><td>{row.change:.2%}</td>"
+                     f"<td>{'yes' if row.change > threshold else 'no'}</td>"
+                     f'<td><img src="{row.sheet}" alt="direction {row.component}"></td>'
+                     f'<td><img src="{row.heat}" alt="change map {row.component}"></td></tr>')
+    parts.append("</table>")
+    if comparison:
+        parts.append("<h3>Given directions (--compare), best matches first</h3><table><tr><th>given</th>"
+                     "<th>best SeFa match |cos|</th><th>next matches</th></tr>")
+        for name, matches in sorted(comparison, key=lambda item: -item[1][0][1]):
+            (best, cosine), rest = matches[0], matches[1:5]
+            parts.append(f"<tr><td>{html.escape(name)}</td><td>#{best} ({cosine:.3f})</td>"
+                         f"<td>{', '.join(f'#{k} ({c:.3f})' for k, c in rest)}</td></tr>")
+        parts.append("</table>")
+    return "\n".join(parts)

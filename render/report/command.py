@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import html
-import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -13,21 +10,26 @@ from render import cache
 from render.directions import DirectionSet, cached_factorization, factorize_generator, read_direction_file
 from render.errors import CheckpointError, OutputError, SpecError
 from render.factorize import NothingToFactorize
-from render.manifest import MANIFEST_NAME
 from render.models import zoo
 from render.models.registry import checkpoint_sha256, load_generator
 from render.prepare import locate_checkpoint, prepare
 from render.ranges import parse_seeds, parse_selection
-from render.report import ReportSet, compare, write_report
+from render.report import CHANGE_THRESHOLD, ReportSet, compare, write_report
+from render.report.job_outputs import job_outputs_html
 
-__all__ = ["build_report", "DEFAULT_GROUPS"]
+__all__ = ["build_report", "read_comparison", "DEFAULT_GROUPS"]
 
 DEFAULT_GROUPS = ("0-1", "2-5", "6-")  # the paper's bottom, middle and top layers (clipped to the model)
 
 
 def build_report(target: str, out: Path, layers: list[str] | None, top: int, seeds: str, amplitude: float,
-                 alpha_count: int, compare_file: Path | None, output_root: Path) -> dict[str, dict[int, float]]:
-    """Write the report of a model (`zoo:NAME`, a checkpoint) or of a job (a `.yaml`/`.yml` spec) into `out`."""
+                 alpha_count: int, compare_path: Path | None, output_root: Path,
+                 threshold_percent: float = CHANGE_THRESHOLD * 100) -> dict[str, dict[int, float]]:
+    """Write the report of a model (`zoo:NAME`, a checkpoint) or of a job (a `.yaml`/`.yml` spec) into `out`.
+
+    `compare_path` is one .npy file or a folder of them; `threshold_percent` is the change (percent of the
+    pixel range) above which a direction counts as changing the image.
+    """
     if top < 1:
         raise SpecError(f"--top {top}: expected a positive number of directions per layer group")
     if alpha_count < 2 or amplitude <= 0:
@@ -36,8 +38,10 @@ def build_report(target: str, out: Path, layers: list[str] | None, top: int, see
         seed_list = parse_seeds(seeds)
     except ValueError as error:
         raise SpecError(f"--seeds {seeds}: {error}") from None
-    if compare_file is not None and not compare_file.exists():
-        raise SpecError(f"--compare {compare_file}: file not found")
+    if not 0 < threshold_percent < 100:
+        raise SpecError(f"--threshold {threshold_percent:g}: expected a percentage between 0 and 100")
+    if compare_path is not None and not compare_path.exists():
+        raise SpecError(f"--compare {compare_path}: file not found")
     if target.endswith((".yaml", ".yml")):
         generator, sets, sampling, precision, extra = _job_sets(Path(target), output_root, out)
     else:
@@ -45,18 +49,31 @@ def build_report(target: str, out: Path, layers: list[str] | None, top: int, see
         sets = _model_sets(generator, checkpoint_sha256(locate_checkpoint(target)), layers or None, top)
         sampling, precision, extra = generator.default_sampling, "fp32", ""
     comparisons = None
-    if compare_file is not None:
-        try:
-            given = read_direction_file(compare_file, generator.latent_dim)
-        except ValueError as error:
-            raise SpecError(f"--compare {compare_file}: {error}") from None
-        comparisons = {s.title: compare(given, s.direction_set.directions) for s in sets}
+    if compare_path is not None:
+        names, given = read_comparison(compare_path, generator.latent_dim)
+        comparisons = {s.title: list(zip(names, compare(given, s.direction_set.directions))) for s in sets}
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise OutputError(f"--out {out}: cannot create the folder ({error.strerror})") from None
     return write_report(out, generator, sets, seed_list, sampling, precision, amplitude, alpha_count,
-                        f"SeFa report: {target}", comparisons, extra)
+                        f"SeFa report: {target}", threshold_percent / 100, comparisons, extra)
+
+
+def read_comparison(path: Path, latent_dim: int) -> tuple[list[str], np.ndarray]:
+    """Given directions from one .npy file or a folder of them: (names from the file names, unit rows)."""
+    files = sorted(p for p in path.iterdir() if p.suffix == ".npy" and p.is_file()) if path.is_dir() else [path]
+    if not files:
+        raise SpecError(f"--compare {path}: the folder holds no .npy files")
+    names, arrays = [], []
+    for file in files:
+        try:
+            rows = read_direction_file(file, latent_dim)
+        except ValueError as error:
+            raise SpecError(f"--compare {file}: {error}") from None
+        names += [file.stem] if len(rows) == 1 else [f"{file.stem}[{row}]" for row in range(len(rows))]
+        arrays.append(rows)
+    return names, np.concatenate(arrays)
 
 
 def _model_sets(generator, sha256: str, layers: list[str] | None, top: int) -> list[ReportSet]:
@@ -102,25 +119,4 @@ def _job_sets(path: Path, output_root: Path, out: Path):
     (key, generator), = generators.items()
     model = prepared.models[key]
     sets = [ReportSet(f"direction set {name}", ds, ds.components) for name, ds in prepared.direction_sets.items()]
-    return generator, sets, model.sampling, model.precision, _job_outputs(output_root / job.name, out)
-
-
-def _job_outputs(folder: Path, out: Path) -> str:
-    """HTML for the videos and dataset files the job's manifest lists (linked relative to the report)."""
-    manifest_path = folder / MANIFEST_NAME
-    if not manifest_path.is_file():
-        return f"<p>No outputs yet: {html.escape(str(manifest_path))} does not exist (run the job first).</p>"
-    try:
-        manifest = json.loads(manifest_path.read_text())
-    except (OSError, ValueError) as error:
-        raise SpecError(f"{manifest_path}: cannot be read ({error})") from None
-    parts = ["<h2>The job's outputs</h2>"]
-    for artifact in manifest.get("artifacts", []):
-        link = html.escape(os.path.relpath(folder / str(artifact.get("path", "")), out), quote=True)
-        if artifact.get("kind") == "video":
-            name = artifact.get("direction_name") or ""
-            parts.append(f"<p>{html.escape(str(artifact.get('path')))} — direction {artifact.get('component')} "
-                         f"{html.escape(str(name))}<br><video controls src=\"{link}\" width=\"480\"></video></p>")
-        else:
-            parts.append(f"<p><a href=\"{link}\">{html.escape(str(artifact.get('path')))}</a></p>")
-    return "\n".join(parts)
+    return generator, sets, model.sampling, model.precision, job_outputs_html(output_root / job.name, out)
