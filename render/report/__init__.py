@@ -28,7 +28,7 @@ from render.layout import label_strip
 from render.models.base import Generator, Sampling
 from render.sinks.atomic import atomic_path, write_text
 
-__all__ = ["ReportSet", "report_alphas", "report_cell_size", "change_of", "contact_sheet", "compare", "write_report",
+__all__ = ["ReportSet", "report_alphas", "report_cell_size", "edited_pixels", "change_of", "contact_sheet", "compare", "write_report",
            "CHANGE_THRESHOLD"]
 
 CHANGE_THRESHOLD = 0.02  # default: a direction "changes the image" when its mean |Δpixel| over ±a exceeds 2 % of the range
@@ -56,16 +56,22 @@ def report_cell_size(resolution: int) -> int:
     return resolution * math.ceil(REPORT_CELL / resolution) if resolution < REPORT_CELL else REPORT_CELL
 
 
-def edited_pixels(generator: Generator, latents: torch.Tensor, direction_set: DirectionSet, component: int,
-                  alphas: np.ndarray, cell: int, precision: str) -> np.ndarray:
-    """uint8 [len(alphas), seeds, cell, cell, 3]: every seed at every α, in the generator's batches."""
-    count = len(latents)
-    codes = latents.repeat(len(alphas), 1, 1)  # α-major
-    per_code = torch.from_numpy(alphas).to(latents).repeat_interleave(count)
-    direction = torch.from_numpy(direction_set.directions[component]).to(latents)
-    edited = generator.edit(codes, direction, per_code, direction_set.layers)
-    pixels = _pixels(generator, edited, cell, precision, lambda i: f"direction {component}, α {alphas[i // count]:+g}")
-    return pixels.reshape(len(alphas), count, cell, cell, 3)
+def edited_pixels(generator: Generator, latents: torch.Tensor, direction_set: DirectionSet,
+                  components: tuple[int, ...], alphas: np.ndarray, cell: int, precision: str) -> np.ndarray:
+    """uint8 [components, α, seeds, cell, cell, 3]: every seed at every α along each direction.
+
+    All directions go through the generator together, so its batches stay full
+    (42 images per direction would leave a batch of 64 a third empty).
+    """
+    seeds, steps = len(latents), len(alphas)
+    per_direction = seeds * steps
+    codes = latents.repeat(len(components) * steps, 1, 1)  # direction-major, then α, then seed
+    per_code = torch.from_numpy(alphas).to(latents).repeat_interleave(seeds).repeat(len(components))
+    directions = torch.from_numpy(direction_set.directions[list(components)]).to(latents)
+    edited = generator.edit(codes, directions.repeat_interleave(per_direction, dim=0), per_code, direction_set.layers)
+    pixels = _pixels(generator, edited, cell, precision,
+                     lambda i: f"direction {components[i // per_direction]}, α {alphas[i // seeds % steps]:+g}")
+    return pixels.reshape(len(components), steps, seeds, cell, cell, 3)
 
 
 def change_of(pixels: np.ndarray) -> tuple[np.ndarray, float]:
@@ -153,8 +159,10 @@ def write_report(out: Path, generator: Generator, sets: list[ReportSet], seeds: 
     with torch.no_grad():
         for number, report_set in enumerate(sets):
             prefix = f"set{number}"
-            rows = [_render_direction(out, prefix, generator, latents, report_set.direction_set, component, alphas,
-                                      cell, precision) for component in report_set.shown]
+            pixels = edited_pixels(generator, latents, report_set.direction_set, report_set.shown, alphas, cell,
+                                   precision)
+            rows = [_write_direction(out, prefix, report_set.direction_set, component, pixels[k], alphas)
+                    for k, component in enumerate(report_set.shown)]
             spectrum = None
             if report_set.direction_set.eigenvalues is not None:
                 spectrum = f"{prefix}-spectrum.png"
@@ -175,10 +183,9 @@ def write_report(out: Path, generator: Generator, sets: list[ReportSet], seeds: 
     return {title: {row.component: row.change for row in rows} for title, rows in summary}
 
 
-def _render_direction(out: Path, prefix: str, generator: Generator, latents: torch.Tensor, ds: DirectionSet,
-                      component: int, alphas: np.ndarray, cell: int, precision: str) -> _Row:
-    """One direction's contact sheet and change map, written as PNGs."""
-    pixels = edited_pixels(generator, latents, ds, component, alphas, cell, precision)
+def _write_direction(out: Path, prefix: str, ds: DirectionSet, component: int, pixels: np.ndarray,
+                     alphas: np.ndarray) -> _Row:
+    """One direction's contact sheet and change map (from its pixels [α, seeds, cell, cell, 3]), written as PNGs."""
     change_map, change = change_of(pixels)
     eigenvalue = ds.eigenvalue(component)
     name = ds.names.get(component, "")

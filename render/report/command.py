@@ -17,7 +17,7 @@ from render.ranges import parse_seeds, parse_selection
 from render.report import CHANGE_THRESHOLD, ReportSet, compare, write_report
 from render.report.job_outputs import job_outputs_html
 
-__all__ = ["build_report", "read_comparison", "DEFAULT_GROUPS"]
+__all__ = ["build_report", "model_sets", "read_comparison", "DEFAULT_GROUPS"]
 
 DEFAULT_GROUPS = ("0-1", "2-5", "6-")  # the paper's bottom, middle and top layers (clipped to the model)
 
@@ -46,7 +46,7 @@ def build_report(target: str, out: Path, layers: list[str] | None, top: int, see
         generator, sets, sampling, precision, extra = _job_sets(Path(target), output_root, out)
     else:
         generator = load_generator(locate_checkpoint(target))
-        sets = _model_sets(generator, checkpoint_sha256(locate_checkpoint(target)), layers or None, top)
+        sets = model_sets(generator, checkpoint_sha256(locate_checkpoint(target)), layers or None, top)
         sampling, precision, extra = generator.default_sampling, "fp32", ""
     comparisons = None
     if compare_path is not None:
@@ -76,7 +76,8 @@ def read_comparison(path: Path, latent_dim: int) -> tuple[list[str], np.ndarray]
     return names, np.concatenate(arrays)
 
 
-def _model_sets(generator, sha256: str, layers: list[str] | None, top: int) -> list[ReportSet]:
+def model_sets(generator, sha256: str, layers: list[str] | None, top: int) -> list[ReportSet]:
+    """One set per layer group (`layers`, default the paper's groups the model has) with its top directions."""
     sets = []
     explicit = layers is not None
     for text in layers or DEFAULT_GROUPS:
