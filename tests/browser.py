@@ -41,7 +41,8 @@ PAGE_MEDIA = """
     v.preload = 'auto'; v.load();
   })));
   return {images: images.map(i => [i.getAttribute('src'), i.naturalWidth]),
-          videos: videos.map(v => [v.getAttribute('src'), v.videoWidth, v.error ? v.error.message || String(v.error.code) : null])};
+          videos: videos.map(v => [v.getAttribute('src'), v.videoWidth,
+                                   v.error ? v.error.message || String(v.error.code) : null])};
 })()
 """
 
@@ -82,12 +83,16 @@ class Browser:
         self._buffer = b""
         self._next_id = 0
         self.events: list[dict[str, Any]] = []
-        target = self._call("Target.createTarget", {"url": "about:blank"})["targetId"]
-        self._session = self._call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
-        for domain in ("Page", "Runtime", "Log"):
-            self.call(f"{domain}.enable")
         self.width, self.height = width, height
-        self._set_viewport(height)
+        try:
+            target = self._call("Target.createTarget", {"url": "about:blank"})["targetId"]
+            self._session = self._call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+            for domain in ("Page", "Runtime", "Log"):
+                self.call(f"{domain}.enable")
+            self._set_viewport(height)
+        except BaseException:
+            self.close()
+            raise
 
     def __enter__(self) -> Browser:
         return self
@@ -103,7 +108,7 @@ class Browser:
         """Navigate to a file on disk and wait for its load event (all images fetched)."""
         self.events.clear()
         self.call("Page.navigate", {"url": path.resolve().as_uri()})
-        self._wait_event("Page.loadEventFired", timeout)
+        self._wait_event("Page.loadEventFired", timeout)  # it may have come in while waiting for navigate's reply
 
     def evaluate(self, expression: str, timeout: float = 60) -> Any:
         result = self.call("Runtime.evaluate", {"expression": expression, "awaitPromise": True,
@@ -178,8 +183,9 @@ class Browser:
                 self.events.append(reply)
 
     def _wait_event(self, method: str, timeout: float) -> dict[str, Any]:
+        """The first `method` event since `open` cleared the list, waiting for it if it has not come yet."""
         deadline = time.monotonic() + timeout
-        seen = len(self.events)
+        seen = 0
         while True:
             for event in self.events[seen:]:
                 if event["method"] == method:

@@ -1,5 +1,6 @@
 """`sefa-render report`: the folder it writes, its sheets equal the generator's images, change numbers, --compare."""
 
+import json
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from render.execute import _pixels
 from render.models.registry import load_generator
 from render.ranges import parse_selection
 from render.report import change_of, compare, report_alphas, report_cell_size
+from render.report.job_outputs import sample_pairs
 
 
 class _Sources(HTMLParser):
@@ -149,7 +151,7 @@ def test_job_report_links_the_videos_and_sample_pairs_of_the_jobs_last_run(job_r
     sources = _sources(job_report / "index.html")
     assert all((job_report / source).exists() for source in sources)
     videos = [s for s in sources if s.endswith(".mp4")]
-    assert sorted(videos) == ["../outputs/tiny/videos/clips/top_000_first.mp4", "../outputs/tiny/videos/clips/top_001.mp4"]
+    assert sorted(videos) == [f"../outputs/tiny/videos/clips/{name}.mp4" for name in ("top_000_first", "top_001")]
     originals = [s for s in sources if "/original/" in s]
     edited = [s for s in sources if "/edited/" in s]
     assert len(originals) == len(edited) == 4  # 2 directions × 2 α, one sample each
@@ -185,3 +187,17 @@ def test_the_browser_check_sees_a_missing_image_and_a_console_error(job_report, 
     browser.open(broken)
     assert browser.evaluate(PAGE_MEDIA)["images"] == [["missing.png", 0]]
     assert len(browser.console_errors()) == 2  # the failed load and console.error
+
+
+def test_sample_pairs_take_one_row_per_direction_and_alpha_and_skip_images_outside_the_split(tmp_path):
+    split = tmp_path / "train"
+    for name in ("original/1.png", "edited/1_a.png", "edited/1_b.png"):
+        (split / name).parent.mkdir(parents=True, exist_ok=True)
+        (split / name).write_bytes(b"png")
+    (tmp_path / "outside.png").write_bytes(b"png")
+    rows = [{"input_image_file_name": "original/1.png", "edited_image_file_name": edited, "direction_index": index,
+             "alpha": alpha} for edited, index, alpha in [("../outside.png", 0, -1), ("edited/1_a.png", 0, -1),
+                                                          ("edited/1_b.png", 0, -1), ("edited/1_b.png", 0, 1)]]
+    (split / "metadata.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    assert [(row["edited_image_file_name"], row["alpha"]) for row in sample_pairs(split)] == [
+        ("edited/1_a.png", -1), ("edited/1_b.png", 1)]

@@ -5,7 +5,8 @@ report writes the eigenvalue spectrum with its cumulative share, per
 direction a contact sheet (rows = seeds, columns = α from −a to +a) and a
 change map (mean absolute pixel change over the seeds between −a and +a, and
 its mean as one number), and a table of the top directions with how many
-pass a stated change threshold (the layout of the SeFa paper's table).
+pass a stated change threshold; the page opens with the SeFa paper's table
+(per set: directions examined, how many change the image).
 Everything is PNG plus one `index.html` with relative links only, so the
 folder opens from disk with no network. Plots are drawn with PIL (already a
 dependency): a bar chart needs no plotting library.
@@ -28,11 +29,11 @@ from render.layout import label_strip
 from render.models.base import Generator, Sampling
 from render.sinks.atomic import atomic_path, write_text
 
-__all__ = ["ReportSet", "report_alphas", "report_cell_size", "edited_pixels", "change_of", "contact_sheet", "compare", "write_report",
-           "CHANGE_THRESHOLD"]
+__all__ = ["ReportSet", "report_alphas", "report_cell_size", "edited_pixels", "change_of", "contact_sheet", "compare",
+           "write_report", "CHANGE_THRESHOLD"]
 
-CHANGE_THRESHOLD = 0.02  # default: a direction "changes the image" when its mean |Δpixel| over ±a exceeds 2 % of the range
-REPORT_CELL = 128        # px per image in the sheets: enough to see an edit; 7 α × 6 seeds of 1024² would be 7168×6144
+CHANGE_THRESHOLD = 0.02  # default: a direction "changes the image" when its mean |Δpixel| over ±a exceeds 2 %
+REPORT_CELL = 128        # px per image in the sheets: enough to see an edit (7 α × 6 seeds of 1024² is 7168×6144)
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,7 @@ def _save_png(path: Path, pixels: np.ndarray) -> None:
 
 
 def spectrum_plot(eigenvalues: np.ndarray, title: str, width: int = 640, height: int = 320) -> np.ndarray:
-    """Bars = each eigenvalue's share (left scale), line = the cumulative share (right scale, 0–100 %), drawn with PIL."""
+    """Bars = each eigenvalue's share (left scale), line = the cumulative share (right scale, 0–100 %)."""
     share = eigenvalues / eigenvalues.sum()
     cumulative = np.cumsum(share)
     image = Image.new("RGB", (width, height), "white")
@@ -131,7 +132,7 @@ def spectrum_plot(eigenvalues: np.ndarray, title: str, width: int = 640, height:
     return np.asarray(image)
 
 
-Comparison = list[tuple[str, list[tuple[int, float]]]]  # per given direction: its name and (SeFa index, |cos|), best first
+Comparison = list[tuple[str, list[tuple[int, float]]]]  # per given direction: name, (SeFa index, |cos|) best first
 
 
 @dataclass(frozen=True)
@@ -173,7 +174,8 @@ def write_report(out: Path, generator: Generator, sets: list[ReportSet], seeds: 
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(heading)}</title><style>"
             "body{font-family:sans-serif;margin:1em}table{border-collapse:collapse;margin:.5em 0}"
             "td,th{border:1px solid #ccc;padding:4px;vertical-align:top}img,video{max-width:100%}"
-            ".media{display:flex;flex-wrap:wrap;gap:8px}figure{margin:0}figcaption{font-size:small}</style></head><body>"
+            ".media{display:flex;flex-wrap:wrap;gap:8px}figure{margin:0}figcaption{font-size:small}"
+            "</style></head><body>"
             f"<h1>{html.escape(heading)}</h1><p>seeds {', '.join(map(str, seeds))}; {alpha_count} α from "
             f"−{amplitude:g} to +{amplitude:g}; a direction <b>changes the image</b> when the mean absolute pixel "
             f"change between α = −{amplitude:g} and +{amplitude:g} exceeds <b>{threshold * 100:g} %</b> of the "

@@ -33,7 +33,8 @@ def build_report(target: str, out: Path, layers: list[str] | None, top: int, see
     if top < 1:
         raise SpecError(f"--top {top}: expected a positive number of directions per layer group")
     if alpha_count < 2 or amplitude <= 0:
-        raise SpecError(f"--alphas {alpha_count} / --amplitude {amplitude}: expected at least 2 α values and a positive amplitude")
+        raise SpecError(f"--alphas {alpha_count} / --amplitude {amplitude}: expected at least 2 α values "
+                        "and a positive amplitude")
     try:
         seed_list = parse_seeds(seeds)
     except ValueError as error:
@@ -62,7 +63,10 @@ def build_report(target: str, out: Path, layers: list[str] | None, top: int, see
 
 def read_comparison(path: Path, latent_dim: int) -> tuple[list[str], np.ndarray]:
     """Given directions from one .npy file or a folder of them: (names from the file names, unit rows)."""
-    files = sorted(p for p in path.iterdir() if p.suffix == ".npy" and p.is_file()) if path.is_dir() else [path]
+    try:
+        files = sorted(p for p in path.iterdir() if p.suffix == ".npy" and p.is_file()) if path.is_dir() else [path]
+    except OSError as error:
+        raise SpecError(f"--compare {path}: cannot list the folder ({error.strerror})") from None
     if not files:
         raise SpecError(f"--compare {path}: the folder holds no .npy files")
     names, arrays = [], []

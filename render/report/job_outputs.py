@@ -47,10 +47,10 @@ def job_outputs_html(folder: Path, out: Path) -> str:
         parts.append('<h3>videos</h3><div class="media">')
         for video in videos:
             width = min(int(video.get("width") or VIDEO_WIDTH), VIDEO_WIDTH)
-            parts.append(f"<figure><video controls preload=\"metadata\" src=\"{_link(folder / str(video.get('path')), out)}\" "
-                         f'width="{width}"></video><figcaption>{html.escape(str(video.get("path")))}: direction '
-                         f"{video.get('component')} {html.escape(str(video.get('direction_name') or ''))}"
-                         "</figcaption></figure>")
+            source = _link(folder / str(video.get("path")), out)
+            parts.append(f'<figure><video controls preload="metadata" src="{source}" width="{width}"></video>'
+                         f'<figcaption>{html.escape(str(video.get("path")))}: direction {video.get("component")} '
+                         f'{html.escape(str(video.get("direction_name") or ""))}</figcaption></figure>')
         parts.append("</div>")
     for dataset in (artifact for artifact in artifacts if artifact.get("kind") == "dataset"):
         parts.append(_dataset_html(folder / str(dataset.get("path")), out, dataset))
@@ -58,7 +58,7 @@ def job_outputs_html(folder: Path, out: Path) -> str:
 
 
 def sample_pairs(split_dir: Path, count: int = PAIRS_SHOWN) -> list[dict[str, Any]]:
-    """The first row of each (direction, α) in `split_dir/metadata.jsonl`, up to `count`, whose images exist inside it."""
+    """The first row of each (direction, α) in `split_dir/metadata.jsonl`, up to `count`, with both images in it."""
     chosen: dict[tuple[Any, Any], dict[str, Any]] = {}
     inside = split_dir.resolve()
     try:
