@@ -34,6 +34,7 @@ __all__ = ["ReportSet", "report_alphas", "report_cell_size", "edited_pixels", "c
 
 CHANGE_THRESHOLD = 0.02  # default: a direction "changes the image" when its mean |Δpixel| over ±a exceeds 2 %
 REPORT_CELL = 128        # px per image in the sheets: enough to see an edit (7 α × 6 seeds of 1024² is 7168×6144)
+IMAGES_PER_PASS = 1024   # images rendered together (several directions, full batches): 50 MB of 128 px pixels
 
 
 @dataclass(frozen=True)
@@ -160,10 +161,14 @@ def write_report(out: Path, generator: Generator, sets: list[ReportSet], seeds: 
     with torch.no_grad():
         for number, report_set in enumerate(sets):
             prefix = f"set{number}"
-            pixels = edited_pixels(generator, latents, report_set.direction_set, report_set.shown, alphas, cell,
-                                   precision)
-            rows = [_write_direction(out, prefix, report_set.direction_set, component, pixels[k], alphas)
-                    for k, component in enumerate(report_set.shown)]
+            rows = []
+            per_pass = max(1, IMAGES_PER_PASS // (len(seeds) * len(alphas)))
+            for start in range(0, len(report_set.shown), per_pass):
+                components = report_set.shown[start:start + per_pass]
+                pixels = edited_pixels(generator, latents, report_set.direction_set, components, alphas, cell,
+                                       precision)
+                rows += [_write_direction(out, prefix, report_set.direction_set, component, pixels[k], alphas)
+                         for k, component in enumerate(components)]
             spectrum = None
             if report_set.direction_set.eigenvalues is not None:
                 spectrum = f"{prefix}-spectrum.png"
