@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 # Pin torch before installing the project: any other torch request can pull a multi-GB CUDA build.
 TORCH := torch==2.13.*
 
-.PHONY: install model demo test bench clean
+.PHONY: install model browser demo test bench clean
 
 install: $(VENV)/.installed
 
@@ -23,8 +23,14 @@ model: install
 
 demo: model
 	$(BIN)/sefa-render run jobs/demo.yaml
+	$(BIN)/sefa-render report jobs/demo.yaml --out outputs/report/demo
 
-test: model
+# The report's page is tested in headless Chromium; as root (CI) install it when missing, else that test skips.
+browser:
+	@command -v chromium >/dev/null || [ "$$(id -u)" != 0 ] || \
+		(apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium)
+
+test: model browser
 	$(BIN)/python -m pytest -q
 
 bench: model

@@ -138,6 +138,22 @@ def _parser() -> argparse.ArgumentParser:
     inspect.add_argument("checkpoint", help="'zoo:NAME' or a checkpoint path")
     inspect.set_defaults(command=_inspect)
 
+    report = commands.add_parser("report", help="an HTML report of a model's or a job's directions (spectrum, "
+                                                "contact sheets, change maps)")
+    report.add_argument("target", metavar="MODEL|JOB", help="'zoo:NAME', a checkpoint path, or a job spec (.yaml)")
+    report.add_argument("--layers", action="append", help="a layer group, repeatable (default 0-1, 2-5, 6-)")
+    report.add_argument("--top", type=int, default=10, help="directions per layer group (default 10)")
+    report.add_argument("--seeds", default="0-5", help="seeds, the sheets' rows (default 0-5)")
+    report.add_argument("--alphas", type=int, default=7, help="α values, the sheets' columns (default 7)")
+    report.add_argument("--amplitude", type=float, default=3.0, help="α runs from -a to +a (default 3)")
+    report.add_argument("--compare", type=Path, help="a .npy file (one direction per row) or a folder of them, "
+                                                     "compared with the SeFa directions")
+    report.add_argument("--threshold", type=float, default=2.0,
+                        help="percent of the pixel range a direction must change to count as changing the image "
+                             "(default 2)")
+    report.add_argument("--out", type=Path, help="report folder (default outputs/report/<model or job>)")
+    report.set_defaults(command=_report)
+
     add_queue_commands(commands)
     return parser
 
@@ -219,6 +235,17 @@ def _factorize(args: argparse.Namespace) -> int:
     for k in range(min(args.top, len(eigenvalues))):
         _print(f"{k:>4}  {eigenvalues[k]:>12.4f}  {share[k]:>7.2%}  {np.cumsum(share)[k]:>10.2%}")
     _print(f"wrote {', '.join(str(out / f) for f in files)}")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from render.report.command import build_report
+    from render.runner import DEFAULT_OUTPUT_ROOT
+
+    out = args.out or DEFAULT_OUTPUT_ROOT / "report" / _model_label(args.target)
+    changes = build_report(args.target, out, args.layers, args.top, args.seeds, args.amplitude, args.alphas,
+                           args.compare, DEFAULT_OUTPUT_ROOT, args.threshold)
+    _print(f"wrote {out / 'index.html'} ({sum(len(c) for c in changes.values())} directions)")
     return 0
 
 

@@ -1,0 +1,127 @@
+"""Resolve `sefa-render report MODEL|JOB` arguments into `write_report` inputs; bad input is a `SpecError`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from render import cache
+from render.directions import DirectionSet, cached_factorization, factorize_generator, read_direction_file
+from render.errors import CheckpointError, OutputError, SpecError
+from render.factorize import NothingToFactorize
+from render.models import zoo
+from render.models.registry import checkpoint_sha256, load_generator
+from render.prepare import locate_checkpoint, prepare
+from render.ranges import parse_seeds, parse_selection
+from render.report import CHANGE_THRESHOLD, ReportSet, compare, write_report
+from render.report.job_outputs import job_outputs_html
+
+__all__ = ["build_report", "model_sets", "read_comparison", "DEFAULT_GROUPS"]
+
+DEFAULT_GROUPS = ("0-1", "2-5", "6-")  # the paper's bottom, middle and top layers (clipped to the model)
+
+
+def build_report(target: str, out: Path, layers: list[str] | None, top: int, seeds: str, amplitude: float,
+                 alpha_count: int, compare_path: Path | None, output_root: Path,
+                 threshold_percent: float = CHANGE_THRESHOLD * 100) -> dict[str, dict[int, float]]:
+    """Write the report of a model (`zoo:NAME`, a checkpoint) or of a job (a `.yaml`/`.yml` spec) into `out`.
+
+    `compare_path` is one .npy file or a folder of them; `threshold_percent` is the change (percent of the
+    pixel range) above which a direction counts as changing the image.
+    """
+    if top < 1:
+        raise SpecError(f"--top {top}: expected a positive number of directions per layer group")
+    if alpha_count < 2 or amplitude <= 0:
+        raise SpecError(f"--alphas {alpha_count} / --amplitude {amplitude}: expected at least 2 α values "
+                        "and a positive amplitude")
+    try:
+        seed_list = parse_seeds(seeds)
+    except ValueError as error:
+        raise SpecError(f"--seeds {seeds}: {error}") from None
+    if not 0 < threshold_percent < 100:
+        raise SpecError(f"--threshold {threshold_percent:g}: expected a percentage between 0 and 100")
+    if compare_path is not None and not compare_path.exists():
+        raise SpecError(f"--compare {compare_path}: file not found")
+    if target.endswith((".yaml", ".yml")):
+        generator, sets, sampling, precision, extra = _job_sets(Path(target), output_root, out)
+    else:
+        generator = load_generator(locate_checkpoint(target))
+        sets = model_sets(generator, checkpoint_sha256(locate_checkpoint(target)), layers or None, top)
+        sampling, precision, extra = generator.default_sampling, "fp32", ""
+    comparisons = None
+    if compare_path is not None:
+        names, given = read_comparison(compare_path, generator.latent_dim)
+        comparisons = {s.title: list(zip(names, compare(given, s.direction_set.directions))) for s in sets}
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OutputError(f"--out {out}: cannot create the folder ({error.strerror})") from None
+    return write_report(out, generator, sets, seed_list, sampling, precision, amplitude, alpha_count,
+                        f"SeFa report: {target}", threshold_percent / 100, comparisons, extra)
+
+
+def read_comparison(path: Path, latent_dim: int) -> tuple[list[str], np.ndarray]:
+    """Given directions from one .npy file or a folder of them: (names from the file names, unit rows)."""
+    try:
+        files = sorted(p for p in path.iterdir() if p.suffix == ".npy" and p.is_file()) if path.is_dir() else [path]
+    except OSError as error:
+        raise SpecError(f"--compare {path}: cannot list the folder ({error.strerror})") from None
+    if not files:
+        raise SpecError(f"--compare {path}: the folder holds no .npy files")
+    names, arrays = [], []
+    for file in files:
+        try:
+            rows = read_direction_file(file, latent_dim)
+        except ValueError as error:
+            raise SpecError(f"--compare {file}: {error}") from None
+        names += [file.stem] if len(rows) == 1 else [f"{file.stem}[{row}]" for row in range(len(rows))]
+        arrays.append(rows)
+    return names, np.concatenate(arrays)
+
+
+def model_sets(generator, sha256: str, layers: list[str] | None, top: int) -> list[ReportSet]:
+    """One set per layer group (`layers`, default the paper's groups the model has) with its top directions."""
+    sets = []
+    explicit = layers is not None
+    for text in layers or DEFAULT_GROUPS:
+        try:
+            selected = generator.select_layers(parse_selection(text))
+        except ValueError as error:
+            if explicit:
+                raise SpecError(f"--layers {text}: {error}") from None
+            continue  # a default group the model does not have (DCGAN has one slot)
+        directions, eigenvalues = _factorize(generator, sha256, selected, text)
+        sets.append(ReportSet(f"layers {text}", DirectionSet("sefa", selected, directions, eigenvalues),
+                              tuple(range(min(top, len(directions))))))
+    if not sets:  # none of the paper's groups fit: the whole latent
+        selected = generator.select_layers(parse_selection("all"))
+        directions, eigenvalues = _factorize(generator, sha256, selected, "all")
+        sets.append(ReportSet("layers all", DirectionSet("sefa", selected, directions, eigenvalues),
+                              tuple(range(min(top, len(directions))))))
+    return sets
+
+
+def _factorize(generator, sha256: str, layers: tuple[int, ...], text: str) -> tuple[np.ndarray, np.ndarray]:
+    """SeFa of these slots, through the directions cache where it is usable (work done once)."""
+    root = cache.usable(zoo.cache_dir())
+    try:
+        if root is None:
+            return factorize_generator(generator, layers)
+        return cached_factorization(generator, sha256, layers, root)[:2]
+    except NothingToFactorize as error:
+        raise CheckpointError(f"--layers {text}: {error}") from None
+
+
+def _job_sets(path: Path, output_root: Path, out: Path):
+    """The job's own direction sets (its components and names) and links to what its last run made."""
+    from render.spec import load_job
+
+    job = load_job(path, known_zoo=zoo.ZOO)
+    prepared, generators = prepare(job)
+    if len(generators) != 1:
+        raise SpecError(f"{path}: the report handles jobs with one model; this one has {len(generators)}")
+    (key, generator), = generators.items()
+    model = prepared.models[key]
+    sets = [ReportSet(f"direction set {name}", ds, ds.components) for name, ds in prepared.direction_sets.items()]
+    return generator, sets, model.sampling, model.precision, job_outputs_html(output_root / job.name, out)
