@@ -55,6 +55,9 @@ MAX_FRAME_SIDE = 16 * math.isqrt(8 * H264_MAX_FRAME_MACROBLOCKS)       # 16,880
 MAX_IMAGE_SIDE = math.isqrt(89_478_485)                                 # PIL's Image.MAX_IMAGE_PIXELS: 9,459
 MAX_SPLIT_IMAGES = 10_000_000
 MAX_ABS_ALPHA = 1000.0
+MAX_SAMPLES_PER_SEED = 10_000    # sampled edits of one seed
+MAX_COMBINED_DIRECTIONS = 64    # directions summed in one sampled edit
+MAX_SHARD_SAMPLES = 100_000     # samples in one tar shard (a unit renders and holds one shard)
 MAX_NAME_LENGTH = 100
 MAX_YAML_NODES = MAX_SEEDS  # the longest seed list we accept, written out as a YAML list
 MAX_YAML_DEPTH = 50         # a job nests 7 levels (outputs[i].video.schedule.keys[j].alpha); Python's stack ends near 300
@@ -150,6 +153,10 @@ def check_units_fit(job: Job, generators: dict[str, Generator], direction_sets: 
             frames = job.schedule(entry.schedule).frames
             need = video_unit_bytes(batch, frames, seeds, cells, cell, resolution, layout.width, layout.height)
             what = f"{seeds} seeds in {cell} px cells, frames of {layout.width}×{layout.height} px"
+        elif entry.alphas is None:  # sampled edits: a unit holds one batch of latents and images at a time
+            latent_bytes = generator.num_layers * generator.latent_dim * 4
+            need = dataset_unit_bytes(batch, batch, latent_bytes, resolution, entry.image_size or resolution)
+            what = f"batches of {batch} sampled pairs"
         else:
             directions = len(direction_sets[entry.directions].components)
             per_seed = 1 + directions * len(entry.alphas)
