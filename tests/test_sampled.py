@@ -84,3 +84,32 @@ def test_unknown_layout_is_refused(tmp_path: Path) -> None:
     job["outputs"][0]["dataset"]["layout"] = "zip"
     with pytest.raises(SpecError, match="layout"):
         load_job(write_job(tmp_path, job))
+
+
+def test_draws_follow_each_distribution() -> None:
+    from render.sampled import draw
+    from render.spec import SampledEdits
+    weighted = SampledEdits(k=1, alpha={"choices": [-2, 5], "weights": [0, 1]})
+    assert {draw(weighted, 3, (), i).alphas for i in range(20)} == {(5.0,)}
+    flat = SampledEdits(k=3, alpha={"normal": 0})
+    assert all(draw(flat, 3, (), i).alphas == (0.0, 0.0, 0.0) for i in range(5))
+    per_class = {mode: [draw(SampledEdits(per_seed=2, classes=mode, alpha={"uniform": [0, 1]}), 3, (7, 8, 9), i)
+                        .class_index for i in range(6)] for mode in ("fixed", "list", "cycle")}
+    assert per_class == {"fixed": [7] * 6, "list": [7, 7, 8, 8, 9, 9], "cycle": [7, 8, 9, 7, 8, 9]}
+    drawn = {draw(SampledEdits(classes="uniform", alpha={"uniform": [0, 1]}), 3, (7, 8, 9), i).class_index
+             for i in range(40)}
+    assert drawn == {7, 8, 9}
+
+
+def test_a_conditional_model_records_each_samples_class(tmp_path: Path) -> None:
+    from checkpoints_biggan import TINY_BIGGAN, write_biggan
+    write_biggan(tmp_path / "biggan", TINY_BIGGAN)
+    job = copy.deepcopy(SAMPLED_JOB)
+    job["models"] = {"big": {"checkpoint": "biggan", "truncation_psi": 0.5}}
+    job["directions"]["top"]["model"] = "big"
+    job["outputs"][0]["dataset"].update(classes=[1, 3], shard_size=10)
+    job["outputs"][0]["dataset"]["samples"].update(classes="cycle", per_seed=1)
+    _run(tmp_path, job)
+    with tarfile.open(_tars(tmp_path)[0]) as tar:
+        metas = [json.loads(tar.extractfile(m).read()) for m in tar.getmembers() if m.name.endswith(".json")]
+    assert [m["class_index"] for m in metas] == [1, 3, 1, 3, 1]
