@@ -37,7 +37,8 @@ class SampledShard:
     shard: int
     start: int               # first sample index
     count: int               # samples in this shard
-    seeds: tuple[int, ...]   # the dataset's seeds (shared tuple; the shard uses a slice of them)
+    seeds: tuple[int, ...]   # the seeds this shard edits, from the dataset's seed number `first_seed` on
+    first_seed: int
     classes: tuple[int, ...] = ()
 
     @property
@@ -114,7 +115,8 @@ def plan_shards(name: str, dataset: DatasetSpec, seeds: tuple[int, ...], model: 
         definition = {"kind": "sampled", "output": name, "shard": shard, "start": start, "count": count,
                       "model": model, "directions": directions, "components": list(direction_set.components),
                       "seeds": list(seeds[first:last + 1]), "classes": list(classes), "settings": settings}
-        units.append(SampledShard(unit_id(definition), name, dataset.directions, shard, start, count, seeds, classes))
+        units.append(SampledShard(unit_id(definition), name, dataset.directions, shard, start, count,
+                                  seeds[first:last + 1], first, classes))
     return units
 
 
@@ -132,7 +134,7 @@ def render_shard(context: Any, unit: SampledShard, generator: Any, progress: Cal
         for start in range(unit.start, unit.start + unit.count, batch):
             indices = range(start, min(start + batch, unit.start + unit.count))
             draws = [draw(samples, len(components), unit.classes, i) for i in indices]
-            seeds = [unit.seeds[i // samples.per_seed] for i in indices]
+            seeds = [unit.seeds[i // samples.per_seed - unit.first_seed] for i in indices]
             latents = torch.cat([generator.latents_from_seeds(
                 (seed,), dataclasses.replace(model.sampling, class_index=d.class_index)
                 if d.class_index is not None else model.sampling) for seed, d in zip(seeds, draws)])
