@@ -84,6 +84,12 @@ class Generator(torch.nn.Module, abc.ABC):
     # Slots whose affine drives a geometric transform, not content (StyleGAN3's input): used only when asked for.
     geometric_slots: ClassVar[tuple[int, ...]] = ()
 
+    def set_sizes(self, *, z_dim: int, latent_dim: int, num_layers: int, img_resolution: int, img_channels: int,
+                  c_dim: int = 0) -> None:
+        """Set the sizes above; each subclass's constructor calls it with what its config implies."""
+        self.z_dim, self.latent_dim, self.num_layers = z_dim, latent_dim, num_layers
+        self.img_resolution, self.img_channels, self.c_dim = img_resolution, img_channels, c_dim
+
     # ------------------------------------------------------------------ sampling
     def check_sampling(self, sampling: Sampling) -> str | None:
         """Why `sampling` does not apply to this model, or None when it does."""

@@ -284,11 +284,8 @@ class BigGANGenerator(Generator):
     def __init__(self, config: BigGANConfig):
         super().__init__()
         self.config = config
-        self.z_dim = self.latent_dim = config.z_dim
-        self.num_layers = 1
-        self.img_resolution = config.resolution
-        self.img_channels = 3
-        self.c_dim = config.num_classes
+        self.set_sizes(z_dim=config.z_dim, latent_dim=config.z_dim, num_layers=1, img_resolution=config.resolution,
+                       img_channels=3, c_dim=config.num_classes)
         self.embeddings = nn.Linear(config.num_classes, config.z_dim, bias=False)
         self.generator = Synthesis(config)
         self.eval()

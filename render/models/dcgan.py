@@ -73,10 +73,8 @@ class DCGANGenerator(Generator):
     def __init__(self, config: DCGANConfig):
         super().__init__()
         self.config = config
-        self.z_dim = self.latent_dim = config.z_dim
-        self.num_layers = 1
-        self.img_resolution = config.img_resolution
-        self.img_channels = config.img_channels
+        self.set_sizes(z_dim=config.z_dim, latent_dim=config.z_dim, num_layers=1,
+                       img_resolution=config.img_resolution, img_channels=config.img_channels)
 
         widths = (config.z_dim, *config.channels)
         modules: list[nn.Module] = []

@@ -90,10 +90,8 @@ class PGGANGenerator(gc.GenforceSampling, Generator):
     def __init__(self, config: PGGANConfig):
         super().__init__()
         self.config = config
-        self.z_dim = self.latent_dim = config.z_dim
-        self.num_layers = 1
-        self.img_resolution = config.img_resolution
-        self.img_channels = config.img_channels
+        self.set_sizes(z_dim=config.z_dim, latent_dim=config.z_dim, num_layers=1,
+                       img_resolution=config.img_resolution, img_channels=config.img_channels)
         self.register_buffer("lod", torch.zeros(()))
         root2 = math.sqrt(2.0)
         for k, width in enumerate(config.channels):

@@ -191,11 +191,8 @@ class StyleGANGenerator(gc.GenforceSampling, Generator):
     def __init__(self, config: StyleGANConfig):
         super().__init__()
         self.config = config
-        self.z_dim = config.z_dim
-        self.latent_dim = config.w_dim
-        self.num_layers = config.num_layers
-        self.img_resolution = config.img_resolution
-        self.img_channels = config.img_channels
+        self.set_sizes(z_dim=config.z_dim, latent_dim=config.w_dim, num_layers=config.num_layers,
+                       img_resolution=config.img_resolution, img_channels=config.img_channels)
         self.default_sampling = gc.default_truncation(self.num_layers)
         self.mapping = _Mapping(config)
         self.truncation = _Truncation(config.w_dim)

@@ -328,12 +328,8 @@ class StyleGANGenerator(Generator):
         super().__init__()
         self.config = config
         self.format = format
-        self.z_dim = config.z_dim
-        self.latent_dim = config.w_dim
-        self.num_layers = config.num_ws
-        self.img_resolution = config.img_resolution
-        self.img_channels = config.img_channels
-        self.c_dim = config.c_dim
+        self.set_sizes(z_dim=config.z_dim, latent_dim=config.w_dim, num_layers=config.num_ws,
+                       img_resolution=config.img_resolution, img_channels=config.img_channels, c_dim=config.c_dim)
         self.mapping = MappingNetwork(config)
         self.synthesis = synthesis
         self.requires_grad_(False)
