@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -65,6 +68,27 @@ def test_resume_renders_only_missing_shards(tmp_path: Path) -> None:
     summary = _run(tmp_path)
     assert summary.rendered == 1
     assert [t.read_bytes() for t in _tars(tmp_path)] == before
+
+
+def test_a_run_killed_mid_shard_resumes_that_shard_to_the_same_bytes(tmp_path: Path) -> None:
+    job = copy.deepcopy(SAMPLED_JOB)  # two shards of 40 samples; a shard renders in batches of 32 on the CPU
+    job["outputs"][0]["dataset"].update(shard_size=40)
+    job["outputs"][0]["dataset"]["samples"].update(per_seed=16)
+    _run(tmp_path / "whole", job)
+    killed = tmp_path / "killed"
+    faults = {"kill": "train-000001", "marker_dir": str(tmp_path)}  # SIGKILL after the shard's first batch
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "SEFA_RENDER_FAULTS": json.dumps(faults)}
+    process = subprocess.run([sys.executable, "-m", "render", "run", str(write_job(killed, job)), "--workers", "0",
+                              "--no-progress"], cwd=killed, env=env, capture_output=True, text=True, timeout=120)
+    assert process.returncode == -9, process.stderr
+    folder = killed / "outputs" / "tiny" / "datasets" / "aug"
+    assert [t.name for t in _tars(killed)] == ["train-000000.tar"]
+    assert [p.name.split(".")[1] for p in folder.glob(".*.partial")] == ["train-000001"]  # killed while writing it
+    first = _tars(killed)[0].stat().st_ino
+    assert _run(killed, job).rendered == 1  # only the shard that was cut short
+    assert _tars(killed)[0].stat().st_ino == first
+    assert [t.read_bytes() for t in _tars(killed)] == [t.read_bytes() for t in _tars(tmp_path / "whole")]
+    assert not list((killed / "outputs").rglob("*.partial"))
 
 
 @pytest.mark.parametrize("change, field", [
