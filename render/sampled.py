@@ -21,7 +21,6 @@ import torch
 
 from render import safe_fs
 from render.directions import DirectionSet
-from render.errors import SpecError
 from render.sinks.dataset import encode_image
 from render.sinks.webdataset import open_shard, shard_name
 from render.spec import AlphaDistribution, DatasetSpec, SampledEdits
@@ -101,10 +100,7 @@ def plan_shards(name: str, dataset: DatasetSpec, seeds: tuple[int, ...], model: 
                 direction_set: DirectionSet, directions: list[dict[str, Any]], classes: tuple[int, ...],
                 unit_id: Callable[[dict[str, Any]], str]) -> list[SampledShard]:
     samples = dataset.samples
-    assert samples is not None
-    if samples.k > len(direction_set.components):
-        raise SpecError(f"datasets.{name}.samples.k: {samples.k} is more than the {len(direction_set.components)} "
-                        f"directions of set {dataset.directions!r}")
+    assert samples is not None and samples.k <= len(direction_set.components)  # checked by prepare()
     total = len(seeds) * samples.per_seed
     settings = dataset.model_dump(mode="json", exclude={"name", "directions", "seeds", "classes", "alphas",
                                                         "test_fraction"})
@@ -152,7 +148,9 @@ def render_shard(context: Any, unit: SampledShard, generator: Any, progress: Cal
                     "alphas": list(sample.alphas),
                     "class_index": _class_column(sample.class_index, model.sampling.class_index),
                     "truncation_psi": model.sampling.truncation_psi, "precision": model.precision}
-                writer.add(f"{index:010d}", encode_image(images[row], "png", dataset.png_compression),
-                           encode_image(images[len(draws) + row], "png", dataset.png_compression), metadata)
+                writer.add(f"{index:010d}", dataset.image_format,
+                           encode_image(images[row], dataset.image_format, dataset.png_compression),
+                           encode_image(images[len(draws) + row], dataset.image_format, dataset.png_compression),
+                           metadata)
             progress(2 * len(draws))
     return {"files": [unit.path], "samples": unit.count}

@@ -380,12 +380,12 @@ class DatasetSpec(_Strict):
     seeds: Annotated[SeedRef, Field(description="a `seeds` key or inline seeds ('0-999')")]
     alphas: Annotated[Annotated[list[Alpha], Field(min_length=1)] | None, Field(
         description="imagefolder: one edited image per α, per direction, per seed")] = None
-    test_fraction: Annotated[Fraction, Field(description="share of seeds (the last ones) put in a test split")] = 0.0
+    test_fraction: Annotated[Fraction, Field(description="imagefolder: share of seeds (the last ones) put in a test split")] = 0.0
     image_format: Literal["png", "jpg"] = "png"
     png_compression: Annotated[Compression, Field(
         description="zlib level of PNG files: 1 is about 4× faster than 6 for 20% larger files")] = 1
     image_size: Annotated[ImageSide | None, Field(description="resize images to this side; default: native")] = None
-    edit_prompt: Annotated[Text, Field(description="template with {direction}, {index}, {alpha}")] = (
+    edit_prompt: Annotated[Text, Field(description="imagefolder: template with {direction}, {index}, {alpha}")] = (
         "{direction} {alpha:+.2f}")
     classes: Annotated[ClassList | None, Field(
         description="class-conditional models: render every seed in each of these classes (indices or names)")] = None
@@ -402,6 +402,11 @@ class DatasetSpec(_Strict):
             raise ValueError("'samples' needs layout 'webdataset'")
         if self.layout == "imagefolder" and self.alphas is None:
             raise ValueError("layout 'imagefolder' needs 'alphas'")
+        # Options of the other layout are refused, never silently ignored.
+        foreign = ("alphas", "test_fraction", "edit_prompt") if self.layout == "webdataset" else ("shard_size",)
+        given = [name for name in foreign if name in self.model_fields_set]
+        if given:
+            raise ValueError(f"{given[0]!r} does not apply to layout {self.layout!r}")
         return self
 
     @field_validator("alphas")

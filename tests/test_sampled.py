@@ -13,9 +13,8 @@ from pathlib import Path
 import pytest
 
 from jobs import TINY_JOB, write_job
-from render.errors import SpecError
+from render.cli import main
 from render.runner import run_job
-from render.spec import load_job
 
 SAMPLED_JOB = copy.deepcopy(TINY_JOB)
 SAMPLED_JOB["directions"]["top"]["components"] = "0-2"
@@ -91,23 +90,39 @@ def test_a_run_killed_mid_shard_resumes_that_shard_to_the_same_bytes(tmp_path: P
     assert not list((killed / "outputs").rglob("*.partial"))
 
 
-@pytest.mark.parametrize("change, field", [
-    ({"alpha": {"normal": -1}}, "σ"),
-    ({"k": 5}, "samples.k"),
+@pytest.mark.parametrize("change, message", [
+    ({"samples": {"alpha": {"normal": -1}}}, "outputs[0].dataset.samples.alpha: normal: σ -1.0 must be in [0, 1000]"),
+    ({"samples": {"k": 5}}, "outputs[0].dataset.samples.k: 5 is more than the 3 directions of set 'top'"),
+    ({"layout": "zip"}, "outputs[0].dataset.layout: expected one of 'imagefolder' or 'webdataset', got 'zip'"),
+    ({"test_fraction": 0.2}, "outputs[0].dataset: 'test_fraction' does not apply to layout 'webdataset'"),
+    ({"alphas": [1]}, "outputs[0].dataset: 'alphas' does not apply to layout 'webdataset'"),
+    ({"layout": "imagefolder", "alphas": [1], "samples": None},
+     "outputs[0].dataset: 'shard_size' does not apply to layout 'imagefolder'"),
 ])
-def test_bad_samples_are_one_line_errors(tmp_path: Path, change: dict, field: str) -> None:
+def test_bad_input_is_one_line_naming_the_field_and_exit_code_2(tmp_path: Path, capsys, change: dict,
+                                                                 message: str) -> None:
     job = copy.deepcopy(SAMPLED_JOB)
-    job["outputs"][0]["dataset"]["samples"].update(change)
-    with pytest.raises(SpecError, match=field) as error:
-        _run(tmp_path, job)
-    assert "\n" not in str(error.value)
+    dataset = job["outputs"][0]["dataset"]
+    for key, value in change.items():
+        if value is None:
+            del dataset[key]
+        elif isinstance(value, dict):
+            dataset[key].update(value)
+        else:
+            dataset[key] = value
+    path = write_job(tmp_path, job)
+    assert main(["run", str(path), "--no-progress"]) == 2
+    assert capsys.readouterr().err == f"sefa-render: error: {path}: {message}\n"
+    assert not (tmp_path / "outputs" / "tiny" / "datasets").exists()
 
 
-def test_unknown_layout_is_refused(tmp_path: Path) -> None:
+def test_jpeg_shards_when_the_dataset_asks_for_jpeg(tmp_path: Path) -> None:
     job = copy.deepcopy(SAMPLED_JOB)
-    job["outputs"][0]["dataset"]["layout"] = "zip"
-    with pytest.raises(SpecError, match="layout"):
-        load_job(write_job(tmp_path, job))
+    job["outputs"][0]["dataset"].update(image_format="jpg", shard_size=10)
+    _run(tmp_path, job)
+    with tarfile.open(_tars(tmp_path)[0]) as tar:
+        assert tar.getnames()[:3] == ["0000000000.input.jpg", "0000000000.edited.jpg", "0000000000.json"]
+        assert tar.extractfile("0000000000.input.jpg").read(3) == b"\xff\xd8\xff"
 
 
 def test_draws_follow_each_distribution() -> None:

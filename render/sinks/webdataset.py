@@ -1,4 +1,4 @@
-"""WebDataset tar shards: `<key>.input.png`, `<key>.edited.png`, `<key>.json` per sample, in key order.
+"""WebDataset tar shards: `<key>.input.png`, `<key>.edited.png` (or .jpg), `<key>.json` per sample, in key order.
 
 Members carry fixed metadata (mtime 0, uid/gid 0, mode 0644, no user or
 group names, USTAR format), so the same samples give the same tar bytes on
@@ -30,11 +30,11 @@ class ShardWriter:
     def __init__(self, tar: tarfile.TarFile) -> None:
         self._tar = tar
 
-    def add(self, key: str, input_png: bytes, edited_png: bytes, metadata: dict[str, Any]) -> None:
+    def add(self, key: str, extension: str, input_image: bytes, edited_image: bytes, metadata: dict[str, Any]) -> None:
         if "." in key:
             raise ValueError(f"WebDataset key {key!r} contains a dot")
         text = json.dumps(metadata, ensure_ascii=False, sort_keys=True).encode("utf-8")
-        for suffix, data in (("input.png", input_png), ("edited.png", edited_png), ("json", text)):
+        for suffix, data in ((f"input.{extension}", input_image), (f"edited.{extension}", edited_image), ("json", text)):
             member = tarfile.TarInfo(f"{key}.{suffix}")
             member.size, member.mtime, member.mode = len(data), 0, 0o644
             self._tar.addfile(member, io.BytesIO(data))
