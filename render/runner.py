@@ -38,7 +38,7 @@ from render.manifest import MANIFEST_NAME, write_manifest
 from render.models import zoo
 from render.ownership import claim_folder
 from render.plan import WORK_DIR, DatasetShard, Unit, VideoUnit, plan
-from render.sampled import SampledShard
+from render.sampled import SampledShard, manifest_entry
 from render.pool import Failure, run_units
 from render.prepare import Prepared, prepare
 from render.prune import prune as prune_stale
@@ -247,9 +247,7 @@ def finalize_datasets(job: Job, units: list[Unit], output_dir: Path, failed: Col
         if dataset.layout == "webdataset":
             tars = [unit for unit in units if isinstance(unit, SampledShard) and unit.output == name]
             if not any(unit.unit_id in failed for unit in tars):
-                artifacts.append({"kind": "dataset", "path": f"datasets/{name}", "layout": "webdataset",
-                                  "samples": sum(unit.count for unit in tars), "shards": [unit.path for unit in tars],
-                                  "direction_set": dataset.directions})
+                artifacts.append(manifest_entry(name, dataset, tars))
             continue
         shards = [unit for unit in units if isinstance(unit, DatasetShard) and unit.output == name]
         splits = list(dict.fromkeys(shard.split for shard in shards))

@@ -22,10 +22,10 @@ import torch
 from render import safe_fs
 from render.directions import DirectionSet
 from render.sinks.dataset import encode_image
-from render.sinks.webdataset import open_shard, shard_name
+from render.sinks.webdataset import open_shard, shard_name, shard_pattern
 from render.spec import AlphaDistribution, DatasetSpec, SampledEdits
 
-__all__ = ["SampledShard", "Draw", "draw", "plan_shards", "render_shard"]
+__all__ = ["SampledShard", "Draw", "draw", "plan_shards", "render_shard", "manifest_entry"]
 
 
 @dataclass(frozen=True)
@@ -154,3 +154,10 @@ def render_shard(context: Any, unit: SampledShard, generator: Any, progress: Cal
                            metadata)
             progress(2 * len(draws))
     return {"files": [unit.path], "samples": unit.count}
+
+
+def manifest_entry(name: str, dataset: DatasetSpec, shards: list[SampledShard]) -> dict[str, Any]:
+    """The manifest's entry for a finished dataset: its shards as one pattern, never one entry per shard."""
+    return {"kind": "dataset", "path": f"datasets/{name}", "layout": "webdataset", "direction_set": dataset.directions,
+            "samples": sum(shard.count for shard in shards), "shards": len(shards),
+            "files": f"datasets/{name}/{shard_pattern('train', len(shards))}"}

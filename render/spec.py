@@ -760,6 +760,11 @@ def _size_problems(field: str, entry: VideoSpec | DatasetSpec, seeds: int) -> ty
         problem = limits.frame_problem(layout.width, layout.height)
         if problem:
             yield field, f"{layout.columns}×{layout.rows} cells of {layout.cell_width} px: {problem}"
+    elif entry.samples is not None:
+        shards = -(-seeds * entry.samples.per_seed // entry.shard_size)
+        if shards > limits.MAX_SHARDS:
+            yield f"{field}.shard_size", (f"{seeds:,} seeds × {entry.samples.per_seed} samples in shards of "
+                                          f"{entry.shard_size} are {shards:,} shards, more than {limits.MAX_SHARDS:,}")
     elif entry.alphas is not None:
         images = seeds * (1 + len(entry.alphas))
         if images > limits.MAX_SPLIT_IMAGES:

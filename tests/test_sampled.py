@@ -35,10 +35,12 @@ def _tars(folder: Path) -> list[Path]:
 def test_shards_read_back_with_webdataset_and_datasets(tmp_path: Path) -> None:
     wds = pytest.importorskip("webdataset")
     hf = pytest.importorskip("datasets")
-    _run(tmp_path)
+    summary = _run(tmp_path)
     tars = _tars(tmp_path)
     assert [t.name for t in tars] == ["train-000000.tar", "train-000001.tar", "train-000002.tar"]  # 10 samples by 4
-    samples = list(wds.WebDataset([str(t) for t in tars], shardshuffle=False).decode("rgb8"))
+    [entry] = [a for a in json.loads(summary.manifest.read_text())["artifacts"] if a["kind"] == "dataset"]
+    assert (entry["samples"], entry["shards"], entry["files"]) == (10, 3, "datasets/aug/train-{000000..000002}.tar")
+    samples = list(wds.WebDataset(str(summary.output_dir / entry["files"]), shardshuffle=False).decode("rgb8"))
     assert [s["__key__"] for s in samples] == [f"{i:010d}" for i in range(10)]
     first = samples[0]
     assert first["input.png"].shape == first["edited.png"].shape == (32, 32, 3)
@@ -98,6 +100,8 @@ def test_a_run_killed_mid_shard_resumes_that_shard_to_the_same_bytes(tmp_path: P
     ({"alphas": [1]}, "outputs[0].dataset: 'alphas' does not apply to layout 'webdataset'"),
     ({"layout": "imagefolder", "alphas": [1], "samples": None},
      "outputs[0].dataset: 'shard_size' does not apply to layout 'imagefolder'"),
+    ({"seeds": "0-19", "shard_size": 1, "samples": {"per_seed": 10000}},
+     "outputs[0].dataset.shard_size: 20 seeds × 10000 samples in shards of 1 are 200,000 shards, more than 100,000"),
 ])
 def test_bad_input_is_one_line_naming_the_field_and_exit_code_2(tmp_path: Path, capsys, change: dict,
                                                                  message: str) -> None:
