@@ -8,8 +8,8 @@ On the demo's 64 px DCGAN (zoo:dcgan-digiface), k = 2 directions per pair, in on
    with the torch threads of one CPU worker (1), as the `render run`s below use;
 2. the bare writer: pairs/s of PNG encoding (zlib level 1) and tar writing of real images;
 3. the limit: one thread generates and writes in turn, so a job cannot beat the sum of
-   the bare times per pair. Both are measured before and after the runs, since other
-   work on a shared machine moves them;
+   the bare times per pair. Both are measured before and after the runs, in wall and
+   in CPU seconds: other work on a shared machine moves the wall-clock rates most;
 4. `render run` of the augmentation job (jobs/augment.yaml) at `--small` and at
    `--large` pairs, in-process (--workers 0: one worker's thread): wall time (start-up
    included), pairs/s, CPU seconds, and the peak RSS of each run, measured by the
@@ -50,23 +50,39 @@ PER_SEED = 10
 BARE_PAIRS = 2000
 
 
-def bare_generator(pairs: int) -> tuple[float, list]:
+class Clock:
+    """Wall and CPU seconds since creation; CPU time is what other work on a shared machine moves least."""
+
+    def __init__(self) -> None:
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+
+    def rates(self, pairs: int) -> tuple[float, float]:
+        """(pairs per second, pairs per CPU second) since creation."""
+        return pairs / (time.perf_counter() - self.wall), pairs / (time.process_time() - self.cpu)
+
+
+def limit(*rates: float) -> float:
+    """The rate of steps done one after the other at `rates` each."""
+    return 1 / sum(1 / rate for rate in rates)
+
+
+def bare_generator(pairs: int) -> tuple[tuple[float, float], list]:
     generator = load_generator(zoo.fetch("dcgan-digiface"))
     direction = torch.randn(generator.latent_dim)
     with torch.no_grad():
         generator.synthesize(generator.latents_from_seeds(tuple(range(generator.batch_size)), Sampling()))  # warm-up
-    images, start = [], time.perf_counter()
+    images, clock = [], Clock()
     with torch.no_grad():
         for first in range(0, pairs, generator.batch_size // 2):
             seeds = tuple(range(first, min(first + generator.batch_size // 2, pairs)))
             latents = generator.latents_from_seeds(seeds, Sampling())
             edited = generator.edit(latents, direction, torch.ones(len(seeds)), [0])
             images.append(to_pixels(generator.synthesize(torch.cat([latents, edited])), None, generator.pixels).numpy())
-    return pairs / (time.perf_counter() - start), images
+    return clock.rates(pairs), images
 
 
-def bare_writer(batches: list, folder: Path) -> float:
-    pairs, start = 0, time.perf_counter()
+def bare_writer(batches: list, folder: Path) -> tuple[float, float]:
+    pairs, clock = 0, Clock()
     with tarfile.open(folder / "bare.tar", "w", format=tarfile.USTAR_FORMAT) as tar:
         writer = ShardWriter(tar)
         for batch in batches:
@@ -74,7 +90,7 @@ def bare_writer(batches: list, folder: Path) -> float:
             for row in range(half):
                 writer.add(f"{pairs:010d}", "png", encode_image(batch[row], "png"), encode_image(batch[half + row], "png"), {})
                 pairs += 1
-    return pairs / (time.perf_counter() - start)
+    return clock.rates(pairs)
 
 
 def augment_job(pairs: int, folder: Path) -> Path:
@@ -126,13 +142,15 @@ def planning(samples: int, folder: Path) -> int:
     return child(["-c", PLAN, str(augment_job(samples, folder))], f"planning {samples} samples")[2]
 
 
-def bare_limit(folder: Path) -> tuple[float, float, float]:
+def bare_limit(folder: Path) -> tuple[float, float]:
+    """(pairs/s, pairs per CPU s) of the limit, measured now; prints the bare rates."""
     generated, images = bare_generator(BARE_PAIRS)
     written = bare_writer(images, folder)
-    limit = 1 / (1 / generated + 1 / written)
-    print(f"bare generator {generated:6.0f} pairs/s   bare writer {written:6.0f} pairs/s   limit {limit:6.0f} pairs/s"
-          f"   (load average {os.getloadavg()[0]:.1f})", flush=True)
-    return generated, written, limit
+    limits = limit(generated[0], written[0]), limit(generated[1], written[1])
+    for what, (wall, cpu) in (("bare generator", generated), ("bare writer", written), ("limit", limits)):
+        print(f"{what:<18} {wall:6.0f} pairs/s {cpu:6.0f} pairs/CPU s", flush=True)
+    print(f"(load average {os.getloadavg()[0]:.1f})", flush=True)
+    return limits
 
 
 def main() -> None:
@@ -145,17 +163,18 @@ def main() -> None:
     keep_freed_memory()                            # with glibc's freed blocks kept alike (45 % faster here)
     with tempfile.TemporaryDirectory(prefix="augment-bench-") as scratch:
         folder = Path(scratch)
-        limits = [bare_limit(folder)[2]]
+        first = bare_limit(folder)
         runs = {}
         for pairs in (args.small, args.large):
             runs[pairs] = seconds, cpu, rss = pipeline(pairs, folder)
-            print(f"render run {pairs:>9,} pairs: {seconds:7.1f} s  {pairs / seconds:6.0f} pairs/s "
-                  f"({pairs / seconds / limits[0]:4.0%} of the first limit)  {cpu:7.1f} CPU s  "
-                  f"peak RSS {rss / 2**20:6.0f} MiB   (load average {os.getloadavg()[0]:.1f})", flush=True)
-        limits.append(bare_limit(folder)[2])
+            print(f"render run {pairs:>7,} pairs: {seconds:6.1f} s {pairs / seconds:6.0f} pairs/s ({pairs / seconds / first[0]:4.0%})"
+                  f"  {cpu:6.1f} CPU s {pairs / cpu:6.0f} pairs/CPU s ({pairs / cpu / first[1]:4.0%} of the limit)"
+                  f"  peak RSS {rss / 2**20:4.0f} MiB  (load average {os.getloadavg()[0]:.1f})", flush=True)
+        last = bare_limit(folder)
         plans = {samples: planning(samples, folder) for samples in (args.small, args.plan)}
     (_, _, small_rss), (_, _, large_rss) = runs[args.small], runs[args.large]
-    print(f"limit before/after the runs: {limits[0]:.0f} / {limits[1]:.0f} pairs/s")
+    print(f"limit before / after the runs: {first[0]:.0f} / {last[0]:.0f} pairs/s, "
+          f"{first[1]:.0f} / {last[1]:.0f} pairs/CPU s")
     print(f"peak RSS of render run, {args.large:,} / {args.small:,} pairs: {large_rss / small_rss:.2f}×")
     print(f"peak RSS of validating and planning, {args.small:,} / {args.plan:,} samples: "
           f"{plans[args.small] / 2**20:.0f} / {plans[args.plan] / 2**20:.0f} MiB "

@@ -156,7 +156,7 @@ def plan(job: Job, models: dict[str, ResolvedModel], direction_sets: dict[str, D
     for name, dataset in job.datasets():
         direction_set = direction_sets[dataset.directions]
         model = models[job.spec.directions[dataset.directions].model]
-        if dataset.layout == "webdataset":
+        if dataset.samples is not None:
             units += sampled.plan_shards(name, dataset, job.seeds(dataset.seeds), _model_fingerprint(model),
                                          direction_set, [_direction_fingerprint(direction_set, c)
                                                          for c in direction_set.components],

@@ -244,7 +244,7 @@ def finalize_datasets(job: Job, units: list[Unit], output_dir: Path, failed: Col
     """
     artifacts = []
     for name, dataset in job.datasets():
-        if dataset.layout == "webdataset":
+        if dataset.samples is not None:
             tars = [unit for unit in units if isinstance(unit, SampledShard) and unit.output == name]
             if not any(unit.unit_id in failed for unit in tars):
                 artifacts.append(manifest_entry(name, dataset, tars))

@@ -4,10 +4,11 @@ Sample i (global, in plan order) edits seed `seeds[i // per_seed]`. Its draws
 (directions, α values, class) come from a Philox generator keyed by
 (dataset seed, i) alone, so a shard's samples never depend on the other
 shards, on the worker count or on the order shards run in. Shards of
-`shard_size` samples are the units: one tar each, written atomically, so a
-resumed run renders exactly the shards whose tar is missing. Memory is flat in
-the dataset's size: the plan holds one small unit per shard and a unit holds
-one batch of images at a time (plus the tar it streams to disk).
+`shard_size` samples are the units: one file each (a WebDataset tar or a
+parquet file), written atomically, so a resumed run renders exactly the
+shards whose file is missing. Memory is flat in the dataset's size: the plan
+holds one small unit per shard and a unit holds one batch of images at a time
+(plus the file it streams to disk; a parquet row group at most).
 """
 
 from __future__ import annotations
@@ -22,10 +23,14 @@ import torch
 from render import safe_fs
 from render.directions import DirectionSet
 from render.sinks.dataset import encode_image
+from render.sinks.parquet import open_parquet_shard
 from render.sinks.webdataset import open_shard, shard_name, shard_pattern
 from render.spec import AlphaDistribution, DatasetSpec, SampledEdits
 
 __all__ = ["SampledShard", "Draw", "draw", "plan_shards", "render_shard", "manifest_entry"]
+
+# layout → (file extension of its shards, context manager that writes one shard atomically)
+SHARD_FILES = {"webdataset": ("tar", open_shard), "parquet": ("parquet", open_parquet_shard)}
 
 
 @dataclass(frozen=True)
@@ -33,6 +38,7 @@ class SampledShard:
     unit_id: str
     output: str
     direction_set: str
+    layout: str              # a key of SHARD_FILES
     shard: int
     start: int               # first sample index
     count: int               # samples in this shard
@@ -47,7 +53,7 @@ class SampledShard:
 
     @property
     def path(self) -> str:
-        return f"datasets/{self.output}/{shard_name('train', self.shard)}"
+        return f"datasets/{self.output}/{shard_name('train', self.shard, SHARD_FILES[self.layout][0])}"
 
     @property
     def label(self) -> str:
@@ -111,14 +117,14 @@ def plan_shards(name: str, dataset: DatasetSpec, seeds: tuple[int, ...], model: 
         definition = {"kind": "sampled", "output": name, "shard": shard, "start": start, "count": count,
                       "model": model, "directions": directions, "components": list(direction_set.components),
                       "seeds": list(seeds[first:last + 1]), "classes": list(classes), "settings": settings}
-        units.append(SampledShard(unit_id(definition), name, dataset.directions, shard, start, count,
-                                  seeds[first:last + 1], first, classes))
+        units.append(SampledShard(unit_id(definition), name, dataset.directions, dataset.layout, shard, start,
+                                  count, seeds[first:last + 1], first, classes))
     return units
 
 
 def render_shard(context: Any, unit: SampledShard, generator: Any, progress: Callable[[int], None],
                  pixels_of: Callable[..., np.ndarray]) -> dict[str, Any]:
-    """Render `unit`'s samples in batches and stream them into its tar."""
+    """Render `unit`'s samples in batches and stream them into its shard file."""
     dataset = dict(context.job.datasets())[unit.output]
     samples = dataset.samples
     direction_set = context.direction_sets[unit.direction_set]
@@ -126,7 +132,7 @@ def render_shard(context: Any, unit: SampledShard, generator: Any, progress: Cal
     components = direction_set.components
     vectors = torch.from_numpy(np.stack([direction_set.directions[c] for c in components]))  # [C, latent_dim]
     batch = max(1, generator.batch_size // 2)
-    with open_shard(safe_fs.job_path(context.output_dir, unit.path)) as writer:
+    with SHARD_FILES[unit.layout][1](safe_fs.job_path(context.output_dir, unit.path)) as writer:
         for start in range(unit.start, unit.start + unit.count, batch):
             indices = range(start, min(start + batch, unit.start + unit.count))
             draws = [draw(samples, len(components), unit.classes, i) for i in indices]
@@ -158,6 +164,6 @@ def render_shard(context: Any, unit: SampledShard, generator: Any, progress: Cal
 
 def manifest_entry(name: str, dataset: DatasetSpec, shards: list[SampledShard]) -> dict[str, Any]:
     """The manifest's entry for a finished dataset: its shards as one pattern, never one entry per shard."""
-    return {"kind": "dataset", "path": f"datasets/{name}", "layout": "webdataset", "direction_set": dataset.directions,
-            "samples": sum(shard.count for shard in shards), "shards": len(shards),
-            "files": f"datasets/{name}/{shard_pattern('train', len(shards))}"}
+    pattern = shard_pattern("train", len(shards), SHARD_FILES[dataset.layout][0])
+    return {"kind": "dataset", "path": f"datasets/{name}", "layout": dataset.layout, "direction_set": dataset.directions,
+            "samples": sum(shard.count for shard in shards), "shards": len(shards), "files": f"datasets/{name}/{pattern}"}

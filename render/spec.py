@@ -26,6 +26,7 @@ Rules a reader would otherwise have to discover:
 from __future__ import annotations
 
 import difflib
+import importlib.util
 import re
 import string
 import types
@@ -389,21 +390,24 @@ class DatasetSpec(_Strict):
         "{direction} {alpha:+.2f}")
     classes: Annotated[ClassList | None, Field(
         description="class-conditional models: render every seed in each of these classes (indices or names)")] = None
-    layout: Annotated[Literal["imagefolder", "webdataset"], Field(
-        description="imagefolder: the grid seeds × directions × alphas; webdataset: tar shards of sampled edits")] = "imagefolder"
-    samples: Annotated[SampledEdits | None, Field(description="webdataset layout: the sampled edits")] = None
-    shard_size: Annotated[int, Field(ge=1, le=limits.MAX_SHARD_SAMPLES, description="webdataset: samples per tar")] = 1000
+    layout: Annotated[Literal["imagefolder", "webdataset", "parquet"], Field(
+        description="imagefolder: the grid seeds × directions × alphas; webdataset: tar shards of sampled edits; "
+                    "parquet: the same in parquet files with embedded images (needs pyarrow)")] = "imagefolder"
+    samples: Annotated[SampledEdits | None, Field(description="webdataset and parquet layouts: the sampled edits")] = None
+    shard_size: Annotated[int, Field(ge=1, le=limits.MAX_SHARD_SAMPLES, description="samples per shard file")] = 1000
 
     @model_validator(mode="after")
     def _layout_fields(self) -> "DatasetSpec":
-        if self.layout == "webdataset" and self.samples is None:
-            raise ValueError("layout 'webdataset' needs 'samples'")
+        if self.layout != "imagefolder" and self.samples is None:
+            raise ValueError(f"layout {self.layout!r} needs 'samples'")
         if self.layout == "imagefolder" and self.samples is not None:
-            raise ValueError("'samples' needs layout 'webdataset'")
+            raise ValueError("'samples' needs layout 'webdataset' or 'parquet'")
+        if self.layout == "parquet" and importlib.util.find_spec("pyarrow") is None:
+            raise ValueError("layout 'parquet' needs pyarrow: pip install 'sefa-render[parquet]'")
         if self.layout == "imagefolder" and self.alphas is None:
             raise ValueError("layout 'imagefolder' needs 'alphas'")
         # Options of the other layout are refused, never silently ignored.
-        foreign = ("alphas", "test_fraction", "edit_prompt") if self.layout == "webdataset" else ("shard_size",)
+        foreign = ("alphas", "test_fraction", "edit_prompt") if self.samples is not None else ("shard_size",)
         given = [name for name in foreign if name in self.model_fields_set]
         if given:
             raise ValueError(f"{given[0]!r} does not apply to layout {self.layout!r}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import importlib.util
 import json
 import os
 import subprocess
@@ -95,7 +96,7 @@ def test_a_run_killed_mid_shard_resumes_that_shard_to_the_same_bytes(tmp_path: P
 @pytest.mark.parametrize("change, message", [
     ({"samples": {"alpha": {"normal": -1}}}, "outputs[0].dataset.samples.alpha: normal: σ -1.0 must be in [0, 1000]"),
     ({"samples": {"k": 5}}, "outputs[0].dataset.samples.k: 5 is more than the 3 directions of set 'top'"),
-    ({"layout": "zip"}, "outputs[0].dataset.layout: expected one of 'imagefolder' or 'webdataset', got 'zip'"),
+    ({"layout": "zip"}, "outputs[0].dataset.layout: expected one of 'imagefolder', 'webdataset' or 'parquet', got 'zip'"),
     ({"test_fraction": 0.2}, "outputs[0].dataset: 'test_fraction' does not apply to layout 'webdataset'"),
     ({"alphas": [1]}, "outputs[0].dataset: 'alphas' does not apply to layout 'webdataset'"),
     ({"layout": "imagefolder", "alphas": [1], "samples": None},
@@ -118,6 +119,45 @@ def test_bad_input_is_one_line_naming_the_field_and_exit_code_2(tmp_path: Path, 
     assert main(["run", str(path), "--no-progress"]) == 2
     assert capsys.readouterr().err == f"sefa-render: error: {path}: {message}\n"
     assert not (tmp_path / "outputs" / "tiny" / "datasets").exists()
+
+
+def test_parquet_shards_hold_the_samples_of_the_tars_and_load_with_datasets(tmp_path: Path) -> None:
+    pq = pytest.importorskip("pyarrow.parquet")
+    hf = pytest.importorskip("datasets")
+    job = copy.deepcopy(SAMPLED_JOB)
+    job["outputs"][0]["dataset"]["layout"] = "parquet"
+    summary = _run(tmp_path / "parquet", job)
+    [entry] = [a for a in json.loads(summary.manifest.read_text())["artifacts"] if a["kind"] == "dataset"]
+    assert (entry["layout"], entry["files"]) == ("parquet", "datasets/aug/train-{000000..000002}.parquet")
+    files = sorted((summary.output_dir / "datasets" / "aug").glob("*.parquet"))
+    assert [f.name for f in files] == ["train-000000.parquet", "train-000001.parquet", "train-000002.parquet"]
+    _run(tmp_path / "tar")
+    rows = [row for f in files for row in pq.read_table(f).to_pylist()]
+    members = {}
+    for tar in _tars(tmp_path / "tar"):
+        with tarfile.open(tar) as opened:
+            members |= {m.name: opened.extractfile(m).read() for m in opened.getmembers()}
+    for row in rows:  # the same images and metadata as the WebDataset layout's
+        key = row.pop("key")
+        assert row.pop("input_image")["bytes"] == members[f"{key}.input.png"]
+        assert row.pop("edited_image")["bytes"] == members[f"{key}.edited.png"]
+        assert row == json.loads(members[f"{key}.json"])
+    assert len(rows) == 10
+    again = _run(tmp_path / "again", job).output_dir / "datasets" / "aug"
+    assert [f.read_bytes() for f in files] == [(again / f.name).read_bytes() for f in files]
+    loaded = hf.load_dataset("parquet", data_files=[str(f) for f in files], split="train")
+    assert loaded[0]["input_image"].size == (32, 32) and loaded[0]["seed"] == 10
+
+
+def test_parquet_without_pyarrow_is_refused_in_one_line(tmp_path: Path, capsys, monkeypatch) -> None:
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *rest: None if name == "pyarrow" else find_spec(name, *rest))
+    job = copy.deepcopy(SAMPLED_JOB)
+    job["outputs"][0]["dataset"]["layout"] = "parquet"
+    path = write_job(tmp_path, job)
+    assert main(["validate", str(path)]) == 2
+    assert capsys.readouterr().err == (f"sefa-render: error: {path}: outputs[0].dataset: layout 'parquet' needs "
+                                       "pyarrow: pip install 'sefa-render[parquet]'\n")
 
 
 def test_jpeg_shards_when_the_dataset_asks_for_jpeg(tmp_path: Path) -> None:

@@ -20,13 +20,13 @@ from render.sinks.atomic import atomic_path, cannot_write
 __all__ = ["ShardWriter", "open_shard", "shard_name", "shard_pattern"]
 
 
-def shard_name(split: str, shard: int) -> str:
-    return f"{split}-{shard:06d}.tar"
+def shard_name(split: str, shard: int, extension: str = "tar") -> str:
+    return f"{split}-{shard:06d}.{extension}"
 
 
-def shard_pattern(split: str, shards: int) -> str:
+def shard_pattern(split: str, shards: int, extension: str = "tar") -> str:
     """All `shards` names in the brace notation that `webdataset` expands: 'train-{000000..000099}.tar'."""
-    return f"{split}-{{{0:06d}..{shards - 1:06d}}}.tar"
+    return f"{split}-{{{0:06d}..{shards - 1:06d}}}.{extension}"
 
 
 class ShardWriter:
