@@ -18,7 +18,7 @@ comes from what one item costs or from a format's own ceiling:
   side of that square (9,459 px).
 - Images per dataset split: every edited image of a split is one file in one
   folder; ext4 without `large_dir` holds about 10 million names a folder.
-- Tar shards per dataset: the plan holds one unit per shard (about 400
+- Shard files (tar, parquet) per dataset: the plan holds one unit per shard (about 400
   bytes with its id, which takes about 0.1 ms to hash), so 100,000 shards
   cost 40 MB and 10 s to plan; a larger set takes a larger `shard_size`.
 - α: directions have unit length and a latent about √dim (10–23 for our
@@ -60,8 +60,8 @@ MAX_SPLIT_IMAGES = 10_000_000
 MAX_ABS_ALPHA = 1000.0
 MAX_SAMPLES_PER_SEED = 10_000    # sampled edits of one seed
 MAX_COMBINED_DIRECTIONS = 64    # directions summed in one sampled edit
-MAX_SHARD_SAMPLES = 100_000     # samples in one tar shard (a unit renders and holds one shard)
-MAX_SHARDS = 100_000            # tar shards of one dataset (one unit each in the plan)
+MAX_SHARD_SAMPLES = 100_000     # samples in one shard file (a unit renders one shard)
+MAX_SHARDS = 100_000            # shard files of one dataset (one unit each in the plan)
 MAX_NAME_LENGTH = 100
 MAX_YAML_NODES = MAX_SEEDS  # the longest seed list we accept, written out as a YAML list
 MAX_YAML_DEPTH = 50         # a job nests 7 levels (outputs[i].video.schedule.keys[j].alpha); Python's stack ends near 300

@@ -245,9 +245,9 @@ def finalize_datasets(job: Job, units: list[Unit], output_dir: Path, failed: Col
     artifacts = []
     for name, dataset in job.datasets():
         if dataset.samples is not None:
-            tars = [unit for unit in units if isinstance(unit, SampledShard) and unit.output == name]
-            if not any(unit.unit_id in failed for unit in tars):
-                artifacts.append(manifest_entry(name, dataset, tars))
+            files = [unit for unit in units if isinstance(unit, SampledShard) and unit.output == name]
+            if not any(unit.unit_id in failed for unit in files):
+                artifacts.append(manifest_entry(name, dataset, files))
             continue
         shards = [unit for unit in units if isinstance(unit, DatasetShard) and unit.output == name]
         splits = list(dict.fromkeys(shard.split for shard in shards))

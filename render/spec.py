@@ -342,7 +342,7 @@ class AlphaDistribution(_Strict):
 
     uniform: tuple[Alpha, Alpha] | None = None
     normal: Annotated[float | None, Field(description="σ of a normal around 0")] = None
-    choices: list[Alpha] | None = None
+    choices: Annotated[list[Alpha], Field(min_length=1)] | None = None
     weights: list[Annotated[float, Field(ge=0)]] | None = None
 
     @model_validator(mode="after")
@@ -406,9 +406,10 @@ class DatasetSpec(_Strict):
             raise ValueError("layout 'parquet' needs pyarrow: pip install 'sefa-render[parquet]'")
         if self.layout == "imagefolder" and self.alphas is None:
             raise ValueError("layout 'imagefolder' needs 'alphas'")
-        # Options of the other layout are refused, never silently ignored.
+        # Options of the other layout are refused, never silently ignored (a default is no option: a dumped
+        # spec, as the queue stores it, holds every field).
         foreign = ("alphas", "test_fraction", "edit_prompt") if self.samples is not None else ("shard_size",)
-        given = [name for name in foreign if name in self.model_fields_set]
+        given = [name for name in foreign if getattr(self, name) != type(self).model_fields[name].default]
         if given:
             raise ValueError(f"{given[0]!r} does not apply to layout {self.layout!r}")
         return self

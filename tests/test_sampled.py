@@ -16,6 +16,7 @@ import pytest
 from jobs import TINY_JOB, write_job
 from render.cli import main
 from render.runner import run_job
+from render.spec import JobSpec, load_job
 
 SAMPLED_JOB = copy.deepcopy(TINY_JOB)
 SAMPLED_JOB["directions"]["top"]["components"] = "0-2"
@@ -158,6 +159,11 @@ def test_parquet_without_pyarrow_is_refused_in_one_line(tmp_path: Path, capsys, 
     assert main(["validate", str(path)]) == 2
     assert capsys.readouterr().err == (f"sefa-render: error: {path}: outputs[0].dataset: layout 'parquet' needs "
                                        "pyarrow: pip install 'sefa-render[parquet]'\n")
+
+
+def test_a_sampled_job_survives_a_round_trip_through_json(tmp_path: Path) -> None:
+    spec = load_job(write_job(tmp_path, SAMPLED_JOB)).spec  # the queue stores specs dumped with every default
+    assert JobSpec.model_validate(json.loads(json.dumps(spec.model_dump(mode="json")))) == spec
 
 
 def test_jpeg_shards_when_the_dataset_asks_for_jpeg(tmp_path: Path) -> None:
