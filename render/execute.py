@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import torch
 
-from render import safe_fs
+from render import safe_fs, sampled
 from render.directions import DirectionSet
 from render.errors import NonFiniteOutputError
 from render.layout import default_cell_size, label_strip, to_pixels, video_layout
@@ -61,6 +61,8 @@ def execute_unit(context: RenderContext, unit: Unit, generator: Generator, progr
     with torch.no_grad():
         if isinstance(unit, VideoUnit):
             return _render_video(context, unit, generator, progress)
+        if isinstance(unit, sampled.SampledShard):
+            return sampled.render_shard(context, unit, generator, progress, _pixels)
         return _render_dataset_shard(context, unit, generator, progress)
 
 

@@ -7,7 +7,8 @@ SEFA_RENDER_FAULTS to a JSON object, read once per process:
     {"raise": "top_001"}        a unit whose label contains this always raises
     {"kill": "top_000", "marker_dir": "/tmp/x"}
                                 the worker rendering such a unit kills itself after its first progress
-                                report, once per unit (remembered by a marker file in marker_dir)
+                                report, once per unit (remembered by a marker file in marker_dir);
+                                with --workers 0 that is the run itself, killed mid-unit
     {"delay_s": 0.5}            every unit first sleeps this long (to interrupt a run mid-way)
 
 A unit is named by its `label`: the video's path, or

@@ -18,6 +18,9 @@ comes from what one item costs or from a format's own ceiling:
   side of that square (9,459 px).
 - Images per dataset split: every edited image of a split is one file in one
   folder; ext4 without `large_dir` holds about 10 million names a folder.
+- Shard files (tar, parquet) per dataset: the plan holds one unit per shard (about 400
+  bytes with its id, which takes about 0.1 ms to hash), so 100,000 shards
+  cost 40 MB and 10 s to plan; a larger set takes a larger `shard_size`.
 - α: directions have unit length and a latent about √dim (10–23 for our
   families); at |α| = 1,000 less than 3 % of the original code is left.
 - Names: a video's file name holds two names (`<set>_<k>_<name>.mp4`) plus
@@ -55,6 +58,10 @@ MAX_FRAME_SIDE = 16 * math.isqrt(8 * H264_MAX_FRAME_MACROBLOCKS)       # 16,880
 MAX_IMAGE_SIDE = math.isqrt(89_478_485)                                 # PIL's Image.MAX_IMAGE_PIXELS: 9,459
 MAX_SPLIT_IMAGES = 10_000_000
 MAX_ABS_ALPHA = 1000.0
+MAX_SAMPLES_PER_SEED = 10_000    # sampled edits of one seed
+MAX_COMBINED_DIRECTIONS = 64    # directions summed in one sampled edit
+MAX_SHARD_SAMPLES = 100_000     # samples in one shard file (a unit renders one shard)
+MAX_SHARDS = 100_000            # shard files of one dataset (one unit each in the plan)
 MAX_NAME_LENGTH = 100
 MAX_YAML_NODES = MAX_SEEDS  # the longest seed list we accept, written out as a YAML list
 MAX_YAML_DEPTH = 50         # a job nests 7 levels (outputs[i].video.schedule.keys[j].alpha); Python's stack ends near 300
@@ -150,6 +157,10 @@ def check_units_fit(job: Job, generators: dict[str, Generator], direction_sets: 
             frames = job.schedule(entry.schedule).frames
             need = video_unit_bytes(batch, frames, seeds, cells, cell, resolution, layout.width, layout.height)
             what = f"{seeds} seeds in {cell} px cells, frames of {layout.width}×{layout.height} px"
+        elif entry.alphas is None:  # sampled edits: a unit holds one batch of latents and images at a time
+            latent_bytes = generator.num_layers * generator.latent_dim * 4
+            need = dataset_unit_bytes(batch, batch, latent_bytes, resolution, entry.image_size or resolution)
+            what = f"batches of {batch} sampled pairs"
         else:
             directions = len(direction_sets[entry.directions].components)
             per_seed = 1 + directions * len(entry.alphas)

@@ -21,6 +21,7 @@ from typing import Any, Union
 
 from render import __version__
 from render.directions import DirectionSet
+from render import sampled
 from render.models import imagenet
 from render.prepare import ResolvedModel
 from render.spec import Job
@@ -80,7 +81,7 @@ class DatasetShard:
         return f"datasets/{self.output} ({self.split} shard {self.shard})"
 
 
-Unit = Union[VideoUnit, DatasetShard]
+Unit = Union[VideoUnit, DatasetShard, "sampled.SampledShard"]
 
 
 def unit_id(definition: dict[str, Any]) -> str:
@@ -155,7 +156,14 @@ def plan(job: Job, models: dict[str, ResolvedModel], direction_sets: dict[str, D
     for name, dataset in job.datasets():
         direction_set = direction_sets[dataset.directions]
         model = models[job.spec.directions[dataset.directions].model]
-        settings = dataset.model_dump(mode="json", exclude={"name", "directions", "seeds", "test_fraction", "classes"})
+        if dataset.samples is not None:
+            units += sampled.plan_shards(name, dataset, job.seeds(dataset.seeds), _model_fingerprint(model),
+                                         direction_set, [_direction_fingerprint(direction_set, c)
+                                                         for c in direction_set.components],
+                                         class_numbers(dataset.classes), unit_id)
+            continue
+        settings = dataset.model_dump(mode="json", exclude={"name", "directions", "seeds", "test_fraction", "classes",
+                                                            "layout", "samples", "shard_size"})
         classes = class_numbers(dataset.classes)
         directions = [_direction_fingerprint(direction_set, c) for c in direction_set.components]
         pairs_per_seed = len(direction_set.components) * len(dataset.alphas)

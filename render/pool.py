@@ -178,9 +178,13 @@ def _describe(error: BaseException) -> str:
 
 def _run_in_process(context: RenderContext, book: _Bookkeeping, observer: Observer, generators: GeneratorCache) -> None:
     while (unit := book.next_unit()) is not None:
+        def progress(steps: int, unit: Unit = unit) -> None:
+            observer.progress(unit, steps)
+            faults.after_progress(unit)  # with no workers, a "kill" fault kills the run itself
+
         try:
             faults.before_unit(unit)
-            result = execute_unit(context, unit, generators.for_unit(unit), lambda steps: observer.progress(unit, steps))
+            result = execute_unit(context, unit, generators.for_unit(unit), progress)
         except Exception as error:
             book.fail(unit, _describe(error), traceback.format_exc(), observer)
         else:

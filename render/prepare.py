@@ -141,6 +141,12 @@ def prepare(job: Job) -> tuple[Prepared, dict[str, Generator]]:
             if not generator.geometric_slots:  # the slot of an input transform, which a camera moves
                 raise SpecError(f"{job.path}: outputs[{index}].video.camera: {generator.family} models have no input "
                                 "transform to move (only StyleGAN3 has one)")
+        dataset = output.dataset
+        if dataset is not None and dataset.samples is not None:  # a sampled edit sums k distinct directions of its set
+            available = len(direction_sets[dataset.directions].components)
+            if dataset.samples.k > available:
+                raise SpecError(f"{job.path}: outputs[{index}].dataset.samples.k: {dataset.samples.k} is more than "
+                                f"the {available} directions of set {dataset.directions!r}")
     return Prepared(job, models, direction_sets), generators
 
 

@@ -38,6 +38,7 @@ from render.manifest import MANIFEST_NAME, write_manifest
 from render.models import zoo
 from render.ownership import claim_folder
 from render.plan import WORK_DIR, DatasetShard, Unit, VideoUnit, plan
+from render.sampled import SampledShard, manifest_entry
 from render.pool import Failure, run_units
 from render.prepare import Prepared, prepare
 from render.prune import prune as prune_stale
@@ -114,7 +115,7 @@ def run_job(job_path: Path, output_root: Path = DEFAULT_OUTPUT_ROOT, *, device: 
     rendered = [unit for unit in todo if unit.unit_id in result.finished]
     return RunSummary(job.name, output_dir, manifest, len(rendered), len(units) - len(todo),
                       frames=sum(u.work for u in rendered if isinstance(u, VideoUnit)),
-                      images=sum(u.work for u in rendered if isinstance(u, DatasetShard)),
+                      images=sum(u.work for u in rendered if not isinstance(u, VideoUnit)),
                       seconds=time.perf_counter() - started, failed=failures, pruned=pruned)
 
 
@@ -243,6 +244,11 @@ def finalize_datasets(job: Job, units: list[Unit], output_dir: Path, failed: Col
     """
     artifacts = []
     for name, dataset in job.datasets():
+        if dataset.samples is not None:
+            files = [unit for unit in units if isinstance(unit, SampledShard) and unit.output == name]
+            if not any(unit.unit_id in failed for unit in files):
+                artifacts.append(manifest_entry(name, dataset, files))
+            continue
         shards = [unit for unit in units if isinstance(unit, DatasetShard) and unit.output == name]
         splits = list(dict.fromkeys(shard.split for shard in shards))
         metadata = {split: safe_fs.job_path(output_dir, f"datasets/{name}/{split}/metadata.jsonl") for split in splits}

@@ -26,6 +26,7 @@ Rules a reader would otherwise have to discover:
 from __future__ import annotations
 
 import difflib
+import importlib.util
 import re
 import string
 import types
@@ -336,28 +337,88 @@ class VideoSpec(_Strict):
         return len(self.classes) if self.classes and self.class_layout == "rows" else 1
 
 
+class AlphaDistribution(_Strict):
+    """How a sampled edit draws each α: exactly one of a uniform range, a normal around 0, or a weighted list."""
+
+    uniform: tuple[Alpha, Alpha] | None = None
+    normal: Annotated[float | None, Field(description="σ of a normal around 0")] = None
+    choices: Annotated[list[Alpha], Field(min_length=1)] | None = None
+    weights: list[Annotated[float, Field(ge=0)]] | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> "AlphaDistribution":
+        given = [name for name in ("uniform", "normal", "choices") if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError("expected exactly one of 'uniform', 'normal' or 'choices'")
+        if self.normal is not None and not (0 <= self.normal <= limits.MAX_ABS_ALPHA):
+            raise ValueError(f"normal: σ {self.normal!r} must be in [0, {limits.MAX_ABS_ALPHA:g}]")
+        if self.uniform is not None and self.uniform[0] > self.uniform[1]:
+            raise ValueError(f"uniform: {list(self.uniform)} is empty (low > high)")
+        if self.weights is not None and (self.choices is None or len(self.weights) != len(self.choices)
+                                         or sum(self.weights) <= 0):
+            raise ValueError("weights: one non-negative weight per choice, not all zero")
+        return self
+
+
+class SampledEdits(_Strict):
+    """Per seed `per_seed` edits, each Σ αᵢ·nᵢ over `k` distinct directions drawn from the set."""
+
+    per_seed: Annotated[int, Field(ge=1, le=limits.MAX_SAMPLES_PER_SEED)] = 1
+    k: Annotated[int, Field(ge=1, le=limits.MAX_COMBINED_DIRECTIONS)] = 1
+    alpha: AlphaDistribution
+    seed: Annotated[int, Field(ge=0, le=2**63 - 1, description="dataset seed: every draw derives from it")] = 0
+    classes: Annotated[Literal["fixed", "list", "cycle", "uniform"], Field(
+        description="class-conditional models: each sample's class from the dataset's `classes` (fixed: the "
+                    "first; list: one per seed, in order, repeated; cycle: round robin over samples; uniform: "
+                    "drawn)")] = "fixed"
+
+
 class DatasetSpec(_Strict):
     """Pairs (original, edited by α) in Hugging Face imagefolder layout."""
 
     name: Annotated[Name | None, Field(description="folder under datasets/; default dataset<i>")] = None
     directions: Annotated[Name, Field(description="key of an entry in `directions`")]
     seeds: Annotated[SeedRef, Field(description="a `seeds` key or inline seeds ('0-999')")]
-    alphas: Annotated[list[Alpha], Field(min_length=1, description="one edited image per α, per direction, per seed")]
-    test_fraction: Annotated[Fraction, Field(description="share of seeds (the last ones) put in a test split")] = 0.0
+    alphas: Annotated[Annotated[list[Alpha], Field(min_length=1)] | None, Field(
+        description="imagefolder: one edited image per α, per direction, per seed")] = None
+    test_fraction: Annotated[Fraction, Field(description="imagefolder: share of seeds (the last ones) put in a test split")] = 0.0
     image_format: Literal["png", "jpg"] = "png"
     png_compression: Annotated[Compression, Field(
         description="zlib level of PNG files: 1 is about 4× faster than 6 for 20% larger files")] = 1
     image_size: Annotated[ImageSide | None, Field(description="resize images to this side; default: native")] = None
-    edit_prompt: Annotated[Text, Field(description="template with {direction}, {index}, {alpha}")] = (
+    edit_prompt: Annotated[Text, Field(description="imagefolder: template with {direction}, {index}, {alpha}")] = (
         "{direction} {alpha:+.2f}")
     classes: Annotated[ClassList | None, Field(
         description="class-conditional models: render every seed in each of these classes (indices or names)")] = None
+    layout: Annotated[Literal["imagefolder", "webdataset", "parquet"], Field(
+        description="imagefolder: the grid seeds × directions × alphas; webdataset: tar shards of sampled edits; "
+                    "parquet: the same in parquet files with embedded images (needs pyarrow)")] = "imagefolder"
+    samples: Annotated[SampledEdits | None, Field(description="webdataset and parquet layouts: the sampled edits")] = None
+    shard_size: Annotated[int, Field(ge=1, le=limits.MAX_SHARD_SAMPLES, description="samples per shard file")] = 1000
+
+    @model_validator(mode="after")
+    def _layout_fields(self) -> "DatasetSpec":
+        if self.layout != "imagefolder" and self.samples is None:
+            raise ValueError(f"layout {self.layout!r} needs 'samples'")
+        if self.layout == "imagefolder" and self.samples is not None:
+            raise ValueError("'samples' needs layout 'webdataset' or 'parquet'")
+        if self.layout == "parquet" and importlib.util.find_spec("pyarrow") is None:
+            raise ValueError("layout 'parquet' needs pyarrow: pip install 'sefa-render[parquet]'")
+        if self.layout == "imagefolder" and self.alphas is None:
+            raise ValueError("layout 'imagefolder' needs 'alphas'")
+        # Options of the other layout are refused, never silently ignored (a default is no option: a dumped
+        # spec, as the queue stores it, holds every field).
+        foreign = ("alphas", "test_fraction", "edit_prompt") if self.samples is not None else ("shard_size",)
+        given = [name for name in foreign if getattr(self, name) != type(self).model_fields[name].default]
+        if given:
+            raise ValueError(f"{given[0]!r} does not apply to layout {self.layout!r}")
+        return self
 
     @field_validator("alphas")
     @classmethod
-    def _distinct(cls, alphas: list[float]) -> list[float]:
+    def _distinct(cls, alphas: list[float] | None) -> list[float] | None:
         seen: set[float] = set()
-        for alpha in alphas:
+        for alpha in alphas or ():
             if alpha in seen:  # -0.0 == 0.0: the same edit
                 raise ValueError(f"α {alpha!r} is listed twice")
             seen.add(alpha)
@@ -704,7 +765,12 @@ def _size_problems(field: str, entry: VideoSpec | DatasetSpec, seeds: int) -> ty
         problem = limits.frame_problem(layout.width, layout.height)
         if problem:
             yield field, f"{layout.columns}×{layout.rows} cells of {layout.cell_width} px: {problem}"
-    else:
+    elif entry.samples is not None:
+        shards = -(-seeds * entry.samples.per_seed // entry.shard_size)
+        if shards > limits.MAX_SHARDS:
+            yield f"{field}.shard_size", (f"{seeds:,} seeds × {entry.samples.per_seed} samples in shards of "
+                                          f"{entry.shard_size} are {shards:,} shards, more than {limits.MAX_SHARDS:,}")
+    elif entry.alphas is not None:
         images = seeds * (1 + len(entry.alphas))
         if images > limits.MAX_SPLIT_IMAGES:
             yield f"{field}.seeds", (f"{seeds:,} seeds × (1 + {len(entry.alphas)} α) are {images:,} images, more than "
