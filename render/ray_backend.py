@@ -59,7 +59,8 @@ LOCAL_OBJECT_STORE_BYTES = 100 * 2**20  # results are a few kB; Ray's default is
 GPU_DEVICE = "cuda:0"  # an actor's one GPU, as torch numbers what CUDA_VISIBLE_DEVICES leaves visible
 PROGRESS_GROUP = "progress"
 POLL_S = 1.0           # how long the driver waits for a result before asking busy actors for progress
-POLL_TIMEOUT_S = 5.0   # an actor that does not answer by then (a lost node) is asked again later
+POLL_TIMEOUT_S = 5.0
+CONNECT_TIMEOUT_S = 10.0   # an actor that does not answer by then (a lost node) is asked again later
 
 
 def import_ray() -> ModuleType:
@@ -121,6 +122,7 @@ class RayCluster:
     def __init__(self, ray: ModuleType, address: str | None, workers: int | None):
         self.ray, self.workers = ray, workers
         self.address = address or os.environ.get("RAY_ADDRESS") or None
+        self.given_as = f"--address {address}" if address else f"RAY_ADDRESS={self.address}"
         self.connected = False  # by us: `close` disconnects (and stops a local instance)
         self.cpus = self.gpus = 0.0
 
@@ -132,10 +134,11 @@ class RayCluster:
             ray.init(num_cpus=self.workers or available_cores(), object_store_memory=LOCAL_OBJECT_STORE_BYTES,
                      include_dashboard=False, logging_level=logging.WARNING)
         else:
+            _check_reachable(self.address, self.given_as)
             try:
                 ray.init(address=self.address, logging_level=logging.WARNING)
             except (ConnectionError, ValueError) as error:
-                raise RenderError(f"--address {self.address}: cannot join a Ray cluster there ({_first_line(error)})") from None
+                raise RenderError(f"{self.given_as}: cannot join a Ray cluster there ({_first_line(error)})") from None
         self.connected = True
 
     def close(self) -> None:
@@ -276,6 +279,17 @@ class _Driver:
                 continue  # its render call reports the loss
             if steps:
                 self.observer.progress(asked[ref], steps)
+
+
+def _check_reachable(address: str, given_as: str) -> None:
+    """Fail at once on a HOST:PORT nothing listens on: Ray itself would retry it for minutes."""
+    host, _, port = address.rpartition(":")
+    if "://" in address or not host or not port.isdigit():
+        return  # 'auto', a ray:// client address: Ray finds these itself
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as error:
+        raise RenderError(f"{given_as}: no Ray cluster answers there ({error.strerror or error})") from None
 
 
 def _check_actor(slot: WorkerSlot, where: dict[str, Any]) -> None:
