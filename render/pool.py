@@ -18,6 +18,9 @@ Scheduling policy
   interrupts its workers (SIGINT), which abandon their units, their sinks
   removing unfinished files. A worker whose coordinator died interrupts
   itself (the lifeline, `render/interrupts.py`).
+- With a `cluster` (`--backend ray`, `render/ray_backend.py`) the workers
+  are Ray actors, handed units by the same bookkeeping; they run the same
+  worker code (`start_worker`, `attempt_unit`).
 - A `feed` (the job queue's worker) is asked for one more unit whenever the
   queue runs dry, so units can be claimed one at a time from outside; the
   run ends when the feed has none and no unit is in flight.

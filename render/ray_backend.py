@@ -37,6 +37,7 @@ import copy
 import dataclasses
 import logging
 import os
+import signal
 import socket
 import threading
 import time
@@ -130,15 +131,16 @@ class RayCluster:
         ray = self.ray
         if ray.is_initialized():
             return
-        if self.address is None:
-            ray.init(num_cpus=self.workers or available_cores(), object_store_memory=LOCAL_OBJECT_STORE_BYTES,
-                     include_dashboard=False, logging_level=logging.WARNING)
-        else:
-            _check_reachable(self.address, self.given_as)
-            try:
-                ray.init(address=self.address, logging_level=logging.WARNING)
-            except (ConnectionError, ValueError) as error:
-                raise RenderError(f"{self.given_as}: cannot join a Ray cluster there ({_first_line(error)})") from None
+        with _keeping_sigterm_handler():
+            if self.address is None:
+                ray.init(num_cpus=self.workers or available_cores(), object_store_memory=LOCAL_OBJECT_STORE_BYTES,
+                         include_dashboard=False, logging_level=logging.WARNING)
+            else:
+                _check_reachable(self.address, self.given_as)
+                try:
+                    ray.init(address=self.address, logging_level=logging.WARNING)
+                except (ConnectionError, ValueError) as error:
+                    raise RenderError(f"{self.given_as}: cannot join a Ray cluster there ({_first_line(error)})") from None
         self.connected = True
 
     def close(self) -> None:
@@ -279,6 +281,18 @@ class _Driver:
                 continue  # its render call reports the loss
             if steps:
                 self.observer.progress(asked[ref], steps)
+
+
+@contextlib.contextmanager
+def _keeping_sigterm_handler() -> Iterator[None]:
+    """`ray.init` makes SIGTERM exit at once (sys.exit); ours stops the run as Ctrl-C does (exit code 143,
+    unfinished files removed, then `close` stops Ray), so it is put back."""
+    handler = signal.getsignal(signal.SIGTERM)
+    try:
+        yield
+    finally:
+        if handler is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, handler)
 
 
 def _check_reachable(address: str, given_as: str) -> None:

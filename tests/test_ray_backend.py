@@ -5,8 +5,10 @@ pool's bytes and journal; an actor killed mid-unit costs one attempt. Without Ra
 import importlib.util
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -41,6 +43,7 @@ def ray_nodes(tmp_path_factory):
     import ray
     from ray.cluster_utils import Cluster
 
+    sigterm = signal.getsignal(signal.SIGTERM)  # ray.init replaces it: the other tests' processes expect the default
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("HOME", str(tmp_path_factory.mktemp("home")))
         patch.setenv("RAY_AUTH_MODE", "disabled")
@@ -56,6 +59,7 @@ def ray_nodes(tmp_path_factory):
         finally:
             ray.shutdown()
             cluster.shutdown()
+            signal.signal(signal.SIGTERM, sigterm)
 
 
 @pytest.fixture(scope="module")
@@ -67,10 +71,10 @@ def reference(tmp_path_factory):
 
 
 @needs_ray
-def test_each_gpu_actor_sees_its_own_gpu_and_imports_this_checkout(ray_nodes, tmp_path):
+def test_each_gpu_actor_sees_its_own_gpu_and_imports_this_checkout(ray_nodes):
     import ray
 
-    from render.ray_backend import ray_cluster
+    from render.ray_backend import _check_actor, ray_cluster
 
     with ray_cluster() as cluster:
         slots = cluster.plan_workers("auto", None)
@@ -81,12 +85,13 @@ def test_each_gpu_actor_sees_its_own_gpu_and_imports_this_checkout(ray_nodes, tm
         finally:
             for actor in actors:
                 ray.kill(actor)
-        # The GPUs are fake: torch cannot use them, which a run reports once instead of failing every unit.
-        with pytest.raises(RenderError, match=r"was given GPU \[[01]\] but torch there sees no CUDA device"):
-            run_job(write_job(tmp_path), tmp_path / "outputs", progress=False, cluster=cluster)
     assert sorted(w["cuda_visible_devices"] for w in where) == ["0", "1"]
     assert sorted(w["gpu_ids"][0] for w in where) == [0, 1]
     assert {w["render"] for w in where} == {render.__file__}
+    assert {w["torch_threads"] for w in where} == {1}
+    # The GPUs are fake: torch cannot use them, which a run reports once instead of failing every unit.
+    with pytest.raises(RenderError, match=r"was given GPU \[[01]\] but torch there sees no CUDA device"):
+        _check_actor(slots[0], where[0])
 
 
 @needs_ray
@@ -115,20 +120,48 @@ def test_the_queue_worker_renders_on_ray_actors(ray_nodes, tmp_path, reference):
     assert outputs(tmp_path / "outputs" / "tiny") == reference[0]
 
 
+def run_cli(job: Path, address: str, faults: dict) -> subprocess.Popen:
+    """`sefa-render run JOB --backend ray --address ADDRESS` on two CPU actors, with faults injected."""
+    return subprocess.Popen([sys.executable, "-m", "render", "run", str(job), "--no-progress", "--backend", "ray",
+                             "--address", address, "--device", "cpu", "--workers", "2"], cwd=job.parent,
+                            env={**os.environ, "SEFA_RENDER_FAULTS": json.dumps(faults)}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
 @needs_ray
 def test_an_actor_killed_mid_unit_costs_one_attempt_and_the_job_completes(ray_nodes, tmp_path, reference):
     """Through the command line, joining the cluster by --address; the actor rendering top_000 kills itself once."""
-    job = write_job(tmp_path, BIGGER_JOB)
-    environment = {**os.environ, "SEFA_RENDER_FAULTS": json.dumps({"kill": "top_000", "marker_dir": str(tmp_path)})}
-    process = subprocess.run([sys.executable, "-m", "render", "run", str(job), "--no-progress", "--backend", "ray",
-                              "--address", ray_nodes.address, "--device", "cpu", "--workers", "2"],
-                             cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=180)
+    process = run_cli(write_job(tmp_path, BIGGER_JOB), ray_nodes.address,
+                      {"kill": "top_000", "marker_dir": str(tmp_path)})
+    process.stderr = process.communicate(timeout=180)[1]
     assert process.returncode == 0, process.stderr
     assert list(tmp_path.glob("killed-*"))
     assert "videos/clips/top_000_first.mp4: Ray actor lost (" in process.stderr
     assert "(retrying)" in process.stderr
     assert outputs(tmp_path / "outputs" / "tiny") == reference[0]
     assert journal(tmp_path / "outputs" / "tiny") == reference[1]
+
+
+@needs_ray
+def test_sigterm_stops_a_ray_run_like_ctrl_c_and_the_next_run_resumes(ray_nodes, tmp_path, reference):
+    from render.ray_backend import ray_cluster
+
+    job = write_job(tmp_path, BIGGER_JOB)
+    process = run_cli(job, ray_nodes.address, {"delay_s": 0.5})
+    journal_file = tmp_path / "outputs" / "tiny" / ".work" / "journal.jsonl"
+    deadline = time.monotonic() + 120
+    while process.poll() is None and time.monotonic() < deadline and (
+            not journal_file.exists() or len(journal_file.read_text().splitlines()) < 2):
+        time.sleep(0.1)
+    process.send_signal(signal.SIGTERM)
+    stderr = process.communicate(timeout=60)[1]
+    assert process.returncode == 143, stderr  # not Ray's own SIGTERM handler (sys.exit)
+    assert stderr.endswith("sefa-render: terminated; finished files are kept, unfinished ones were removed\n")
+    done = len(journal(tmp_path / "outputs" / "tiny"))
+    with ray_cluster() as cluster:
+        summary = run_job(job, tmp_path / "outputs", device="cpu", workers=2, progress=False, cluster=cluster)
+    assert (summary.skipped, summary.rendered) == (done, 7 - done) and 2 <= done < 7
+    assert outputs(summary.output_dir) == reference[0]
 
 
 @pytest.mark.parametrize("command", ["run", "worker"])
