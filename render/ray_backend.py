@@ -21,6 +21,9 @@ bytes are those of the local pool.
   fresh actor takes the slot. When the driver dies its actors die with it
   (Ray's ownership); running the job again resumes from the journal, and
   removes the files the killed actors left unfinished.
+- Stopping early (Ctrl-C, SIGTERM, an error in the driver): busy actors
+  abandon their units at their next progress report, their sinks removing
+  unfinished files, as local workers do; then every actor is killed.
 - Progress: the driver asks each busy actor how far it got (a second
   concurrency group, so the question is answered while the actor renders).
 
@@ -42,7 +45,7 @@ import socket
 import threading
 import time
 from types import ModuleType
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 
@@ -61,7 +64,8 @@ GPU_DEVICE = "cuda:0"  # an actor's one GPU, as torch numbers what CUDA_VISIBLE_
 PROGRESS_GROUP = "progress"
 POLL_S = 1.0           # how long the driver waits for a result before asking busy actors for progress
 POLL_TIMEOUT_S = 5.0
-CONNECT_TIMEOUT_S = 10.0   # an actor that does not answer by then (a lost node) is asked again later
+CONNECT_TIMEOUT_S = 10.0
+STOP_TIMEOUT_S = 10.0  # for busy actors to abandon their units when a run stops early; then they are killed   # an actor that does not answer by then (a lost node) is asked again later
 
 
 def import_ray() -> ModuleType:
@@ -90,6 +94,7 @@ class _UnitActor:
         self.context = context
         self.generators: GeneratorCache = start_worker(slot, context)
         self.steps = 0  # progress not yet taken by the driver
+        self.stopping = False
         self.lock = threading.Lock()
 
     def ready(self) -> dict[str, Any]:
@@ -108,6 +113,8 @@ class _UnitActor:
             with self.lock:
                 self.steps += steps
             faults.after_progress(unit)
+            if self.stopping:
+                raise Abandoned(f"{unit.label}: abandoned, the run is stopping")
 
         return attempt_unit(self.context, unit, self.generators, progress), self.take_progress()
 
@@ -115,6 +122,14 @@ class _UnitActor:
         with self.lock:
             steps, self.steps = self.steps, 0
         return steps
+
+    def stop(self) -> None:
+        """Abandon the unit in hand at its next progress report; its sinks remove its unfinished files."""
+        self.stopping = True
+
+
+class Abandoned(Exception):
+    """Raised in an actor whose run is stopping (Ctrl-C, SIGTERM, an error in the driver)."""
 
 
 class RayCluster:
@@ -208,26 +223,42 @@ class _Driver:
         try:
             for index in range(len(self.slots)):
                 self._start(index)
-            asked = time.monotonic()
-            while self.in_flight or self.book.waiting():  # a feed is asked ahead only when nothing is in flight
-                for index in sorted(self.idle):
-                    unit = self.book.next_unit()
-                    if unit is None:
-                        break
-                    self.in_flight[self.actors[index].render.remote(unit)] = (index, unit)
-                    self.idle.discard(index)
-                done, waiting = ray.wait([*self.starting, *self.in_flight], num_returns=1, timeout=POLL_S)
-                if done and waiting:
-                    done += ray.wait(waiting, num_returns=len(waiting), timeout=0)[0]
-                for ref in done:
-                    self._handle(ref)
-                if time.monotonic() - asked >= POLL_S:
-                    self._take_progress()
-                    asked = time.monotonic()
+            with _sigterm_deferred() as check_sigterm:
+                self._loop(check_sigterm)
+        except BaseException:
+            self._stop_busy()
+            raise
         finally:
-            for actor in self.actors.values():  # Ctrl-C, an error, or done: a killed actor leaves partial files,
-                ray.kill(actor)                 # which the next run removes
+            for actor in self.actors.values():
+                ray.kill(actor)
             self.actors.clear()
+
+    def _loop(self, check_sigterm: Callable[[], None]) -> None:
+        ray = self.ray
+        asked = time.monotonic()
+        while self.in_flight or self.book.waiting():  # a feed is asked ahead only when nothing is in flight
+            for index in sorted(self.idle):
+                unit = self.book.next_unit()
+                if unit is None:
+                    break
+                self.in_flight[self.actors[index].render.remote(unit)] = (index, unit)
+                self.idle.discard(index)
+            done, waiting = ray.wait([*self.starting, *self.in_flight], num_returns=1, timeout=POLL_S)
+            check_sigterm()
+            if done and waiting:
+                done += ray.wait(waiting, num_returns=len(waiting), timeout=0)[0]
+            for ref in done:
+                self._handle(ref)
+            if time.monotonic() - asked >= POLL_S:
+                self._take_progress()
+                asked = time.monotonic()
+
+    def _stop_busy(self) -> None:
+        """Have the busy actors abandon their units cleanly, as the local pool's workers do, before they are killed."""
+        for index, _ in self.in_flight.values():
+            self.actors[index].stop.options(concurrency_group=PROGRESS_GROUP).remote()
+        if self.in_flight:
+            self.ray.wait(list(self.in_flight), num_returns=len(self.in_flight), timeout=STOP_TIMEOUT_S)
 
     def _start(self, index: int) -> None:
         self.actors[index] = actor = self.cluster.start_actor(self.slots[index], self.context, len(self.slots))
@@ -292,6 +323,29 @@ def _keeping_sigterm_handler() -> Iterator[None]:
         yield
     finally:
         if handler is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, handler)
+
+
+@contextlib.contextmanager
+def _sigterm_deferred() -> Iterator[Callable[[], None]]:
+    """Run SIGTERM's handler where the driver calls the returned check, not inside Ray's blocking calls: an exception
+    raised there (`Terminated`) comes out of Ray as a plain KeyboardInterrupt, and `run` would exit 130, not 143."""
+    handler = signal.getsignal(signal.SIGTERM)
+    if not callable(handler) or threading.current_thread() is not threading.main_thread():
+        yield lambda: None
+        return
+    received: list[tuple[int, Any]] = []
+
+    def check() -> None:
+        if received:
+            signal.signal(signal.SIGTERM, handler)
+            handler(*received[0])
+
+    signal.signal(signal.SIGTERM, lambda signum, frame: received.append((signum, frame)))
+    try:
+        yield check
+    finally:
+        if not received:  # else the handler ran, and set what it wants for later signals
             signal.signal(signal.SIGTERM, handler)
 
 

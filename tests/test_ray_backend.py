@@ -157,6 +157,7 @@ def test_sigterm_stops_a_ray_run_like_ctrl_c_and_the_next_run_resumes(ray_nodes,
     stderr = process.communicate(timeout=60)[1]
     assert process.returncode == 143, stderr  # not Ray's own SIGTERM handler (sys.exit)
     assert stderr.endswith("sefa-render: terminated; finished files are kept, unfinished ones were removed\n")
+    assert not list((tmp_path / "outputs").rglob("*.partial"))
     done = len(journal(tmp_path / "outputs" / "tiny"))
     with ray_cluster() as cluster:
         summary = run_job(job, tmp_path / "outputs", device="cpu", workers=2, progress=False, cluster=cluster)
