@@ -63,9 +63,9 @@ LOCAL_OBJECT_STORE_BYTES = 100 * 2**20  # results are a few kB; Ray's default is
 GPU_DEVICE = "cuda:0"  # an actor's one GPU, as torch numbers what CUDA_VISIBLE_DEVICES leaves visible
 PROGRESS_GROUP = "progress"
 POLL_S = 1.0           # how long the driver waits for a result before asking busy actors for progress
-POLL_TIMEOUT_S = 5.0
+POLL_TIMEOUT_S = 5.0   # an actor that does not answer by then (a lost node) is asked again later
 CONNECT_TIMEOUT_S = 10.0
-STOP_TIMEOUT_S = 10.0  # for busy actors to abandon their units when a run stops early; then they are killed   # an actor that does not answer by then (a lost node) is asked again later
+STOP_TIMEOUT_S = 10.0  # for busy actors to abandon their units when a run stops early; then they are killed
 
 
 def import_ray() -> ModuleType:
@@ -90,9 +90,8 @@ class _UnitActor:
     """A Ray actor: one worker slot, which keeps its models and renders one unit at a time."""
 
     def __init__(self, slot: WorkerSlot, context: RenderContext):
-        context = copy.deepcopy(context)  # arrays from the object store are read-only, which torch.from_numpy warns about
-        self.context = context
-        self.generators: GeneratorCache = start_worker(slot, context)
+        self.context = copy.deepcopy(context)  # arrays from the object store are read-only: torch.from_numpy warns
+        self.generators: GeneratorCache = start_worker(slot, self.context)
         self.steps = 0  # progress not yet taken by the driver
         self.stopping = False
         self.lock = threading.Lock()
