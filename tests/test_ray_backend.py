@@ -1,6 +1,7 @@
 """`--backend ray` (render/ray_backend.py) on a two-node Ray cluster on this host, the head node with two fake GPUs:
 GPU actors each see their own GPU; a job rendered on both nodes, through `run` and through the queue, has the local
-pool's bytes and journal; an actor killed mid-unit costs one attempt. Without Ray, one line says how to install it."""
+pool's bytes and journal; an actor killed mid-unit costs one attempt; SIGTERM stops a run as it does a local one, and
+the next run resumes. Without Ray, one line says how to install it."""
 
 import importlib.util
 import json
