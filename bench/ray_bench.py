@@ -68,7 +68,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="sefa-render-ray-bench-") as scratch_dir:
         scratch = Path(scratch_dir)
-        start_up = timed(ray.init, num_cpus=args.workers, object_store_memory=LOCAL_OBJECT_STORE_BYTES,
+        start_up = timed(ray.init, address="local", num_cpus=args.workers, object_store_memory=LOCAL_OBJECT_STORE_BYTES,
                          include_dashboard=False, logging_level=logging.WARNING)  # as RayCluster.connect does
         try:
             run_job(args.job, scratch / "warm-up", device="cpu", workers=args.workers, progress=False)  # caches

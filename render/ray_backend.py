@@ -27,8 +27,9 @@ bytes are those of the local pool.
 - Progress: the driver asks each busy actor how far it got (a second
   concurrency group, so the question is answered while the actor renders).
 
-Where Ray runs: `--address ADDR` or RAY_ADDRESS joins a running cluster;
-otherwise a local instance is started for the run (one CPU per worker, a
+Where Ray runs: `--address ADDR` or RAY_ADDRESS joins a running cluster
+(`auto`: the one `ray start` started on this machine); otherwise a new local
+instance is started for the run (one CPU per worker, a
 100 MB object store, no dashboard) and stopped after it. A process that has
 already called `ray.init` (the tests) keeps its connection.
 """
@@ -146,9 +147,10 @@ class RayCluster:
         if ray.is_initialized():
             return
         with _keeping_sigterm_handler():
-            if self.address is None:
-                ray.init(num_cpus=self.workers or available_cores(), object_store_memory=LOCAL_OBJECT_STORE_BYTES,
-                         include_dashboard=False, logging_level=logging.WARNING)
+            if self.address is None:  # "local": a new instance, even where `ray start` left one that ray.init would join
+                ray.init(address="local", num_cpus=self.workers or available_cores(),
+                         object_store_memory=LOCAL_OBJECT_STORE_BYTES, include_dashboard=False,
+                         logging_level=logging.WARNING)
             else:
                 _check_reachable(self.address, self.given_as)
                 try:

@@ -121,10 +121,11 @@ def test_the_queue_worker_renders_on_ray_actors(ray_nodes, tmp_path, reference):
     assert outputs(tmp_path / "outputs" / "tiny") == reference[0]
 
 
-def run_cli(job: Path, address: str, faults: dict) -> subprocess.Popen:
-    """`sefa-render run JOB --backend ray --address ADDRESS` on two CPU actors, with faults injected."""
+def run_cli(job: Path, address: str | None, faults: dict) -> subprocess.Popen:
+    """`sefa-render run JOB --backend ray [--address ADDRESS]` on two CPU actors, with faults injected."""
+    joining = ["--address", address] if address else []
     return subprocess.Popen([sys.executable, "-m", "render", "run", str(job), "--no-progress", "--backend", "ray",
-                             "--address", address, "--device", "cpu", "--workers", "2"], cwd=job.parent,
+                             *joining, "--device", "cpu", "--workers", "2"], cwd=job.parent,
                             env={**os.environ, "SEFA_RENDER_FAULTS": json.dumps(faults)}, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
 
@@ -145,10 +146,11 @@ def test_an_actor_killed_mid_unit_costs_one_attempt_and_the_job_completes(ray_no
 
 @needs_ray
 def test_sigterm_stops_a_ray_run_like_ctrl_c_and_the_next_run_resumes(ray_nodes, tmp_path, reference):
+    """The first run starts a local Ray instance of its own (no address), whose SIGTERM handler Ray would install."""
     from render.ray_backend import ray_cluster
 
     job = write_job(tmp_path, BIGGER_JOB)
-    process = run_cli(job, ray_nodes.address, {"delay_s": 0.5})
+    process = run_cli(job, None, {"delay_s": 0.5})
     journal_file = tmp_path / "outputs" / "tiny" / ".work" / "journal.jsonl"
     deadline = time.monotonic() + 120
     while process.poll() is None and time.monotonic() < deadline and (
