@@ -1,5 +1,5 @@
 # `make demo` and `make test` work from a fresh clone with nothing but Python 3.11:
-# they create .venv, install the project with a pinned CPU-friendly torch, and
+# they create .venv, install the project (and Ray, for its tests) with a pinned CPU-friendly torch, and
 # fetch the default model into the user cache.
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -15,7 +15,7 @@ install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check '$(TORCH)'
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,ray]'
 	touch $@
 
 model: install

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Sequence
 
 from render import __version__
+from render.backends import add_backend_options, open_cluster
 from render.errors import OutputError, OutputLost, RenderError, RenderWarning, SpecError
 from render.forkserver import start_fork_server
 from render.interrupts import Terminated, sigterm_as_interrupt
@@ -100,6 +101,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--workers", type=int, help="worker processes (default: one per GPU, or per CPU core; "
                                                   "0 renders in this process)")
     run.add_argument("--device", default="auto", help="auto (default), cpu, cuda, or cuda:0,2")
+    add_backend_options(run)
     run.add_argument("--force", action="store_true", help="render everything again, even units a previous run finished "
                                                           "(also into a folder another spec file wrote)")
     run.add_argument("--retries", type=int, help="extra attempts for a failing unit (default 2)")
@@ -161,14 +163,14 @@ def _parser() -> argparse.ArgumentParser:
 def _run(args: argparse.Namespace) -> int:
     if args.retries is not None and args.retries < 0:
         raise SpecError(f"--retries {args.retries}: expected 0 or more extra attempts")
-    if args.workers != 0:
+    if args.workers != 0 and args.backend == "local":
         start_fork_server()
     from render.runner import DEFAULT_OUTPUT_ROOT, DEFAULT_RETRIES, run_job
 
-    with sigterm_as_interrupt():
+    with sigterm_as_interrupt(), open_cluster(args) as cluster:
         summary = run_job(args.job, args.output_root or DEFAULT_OUTPUT_ROOT, device=args.device, workers=args.workers,
                           force=args.force, retries=DEFAULT_RETRIES if args.retries is None else args.retries,
-                          progress=not args.no_progress, prune=args.prune)
+                          progress=not args.no_progress, prune=args.prune, cluster=cluster)
     _print(summary.describe())
     return EXIT_UNITS_FAILED if summary.failed else 0
 

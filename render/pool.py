@@ -18,11 +18,14 @@ Scheduling policy
   interrupts its workers (SIGINT), which abandon their units, their sinks
   removing unfinished files. A worker whose coordinator died interrupts
   itself (the lifeline, `render/interrupts.py`).
+- With a `cluster` (`--backend ray`, `render/ray_backend.py`) the workers
+  are Ray actors, handed units by the same bookkeeping; they run the same
+  worker code (`start_worker`, `attempt_unit`).
 - A `feed` (the job queue's worker) is asked for one more unit whenever the
   queue runs dry, so units can be claimed one at a time from outside; the
   run ends when the feed has none and no unit is in flight.
 
-Coordinator state, owned and mutated only by the coordinator (`_Bookkeeping`):
+Coordinator state, owned and mutated only by the coordinator (`Bookkeeping`):
     queue:     deque[Unit]        units waiting to be handed out, in order
     attempts:  {unit_id: int}     how often each unit was started
     finished:  {unit_id: result}  committed units (the caller journals them)
@@ -59,7 +62,8 @@ from render.interrupts import stop_on_signals, watch_lifeline
 from render.models.base import Generator
 from render.plan import Unit
 
-__all__ = ["Failure", "Observer", "PoolResult", "run_units", "GeneratorCache"]
+__all__ = ["Bookkeeping", "Cluster", "Failure", "Observer", "PoolResult", "run_units", "GeneratorCache", "start_worker",
+           "attempt_unit"]
 
 WORKER_STOP_TIMEOUT_S = 10.0
 IN_PROCESS_CPU = WorkerSlot("cpu", 1)
@@ -87,6 +91,13 @@ class Observer(Protocol):
     def unit_failed(self, unit: Unit, failure: Failure, will_retry: bool) -> None: ...
 
 
+class Cluster(Protocol):
+    """Workers elsewhere (`render/ray_backend.py`): they render what `book` hands out, with this pool's policy."""
+
+    def plan_workers(self, device: str, workers: int | None) -> list[WorkerSlot]: ...
+    def run(self, context: RenderContext, book: "Bookkeeping", observer: Observer, slots: list[WorkerSlot]) -> None: ...
+
+
 class GeneratorCache:
     """A worker's generators: each model loaded once, on the worker's device, and kept."""
 
@@ -104,7 +115,7 @@ class GeneratorCache:
         return generator
 
 
-class _Bookkeeping:
+class Bookkeeping:
     """Which units wait, how often each was tried, what finished and what failed."""
 
     def __init__(self, units: list[Unit], retries: int, feed: Callable[[], Unit | None] | None = None):
@@ -149,10 +160,11 @@ class _Bookkeeping:
 
 def run_units(context: RenderContext, units: list[Unit], slots: list[WorkerSlot], observer: Observer, *,
               retries: int, in_process: WorkerSlot = IN_PROCESS_CPU,
-              preloaded: dict[str, Generator] | None = None, feed: Callable[[], Unit | None] | None = None) -> PoolResult:
-    """Render `units`, then what `feed` hands out, on the worker slots (none: in this process, as `in_process`);
-    return what finished and failed."""
-    book = _Bookkeeping(units, retries, feed)
+              preloaded: dict[str, Generator] | None = None, feed: Callable[[], Unit | None] | None = None,
+              cluster: Cluster | None = None) -> PoolResult:
+    """Render `units`, then what `feed` hands out, on the worker slots (none: in this process, as `in_process`),
+    which are processes here or, given a `cluster`, its workers; return what finished and failed."""
+    book = Bookkeeping(units, retries, feed)
     if not slots:
         keep_freed_memory()
         restore = enter_slot(in_process)
@@ -160,10 +172,9 @@ def run_units(context: RenderContext, units: list[Unit], slots: list[WorkerSlot]
             _run_in_process(context, book, observer, GeneratorCache(context, in_process.device, preloaded))
         finally:
             restore()
-    elif feed is not None:
-        _run_in_processes(context, book, observer, slots)
-    elif units:
-        _run_in_processes(context, book, observer, slots[:len(units)])  # no idle workers for small jobs
+    elif feed is not None or units:
+        run = _run_in_processes if cluster is None else cluster.run
+        run(context, book, observer, slots if feed is not None else slots[:len(units)])  # no idle workers for small jobs
     return book.result()
 
 
@@ -176,7 +187,7 @@ def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}".splitlines()[0]
 
 
-def _run_in_process(context: RenderContext, book: _Bookkeeping, observer: Observer, generators: GeneratorCache) -> None:
+def _run_in_process(context: RenderContext, book: Bookkeeping, observer: Observer, generators: GeneratorCache) -> None:
     while (unit := book.next_unit()) is not None:
         def progress(steps: int, unit: Unit = unit) -> None:
             observer.progress(unit, steps)
@@ -191,7 +202,7 @@ def _run_in_process(context: RenderContext, book: _Bookkeeping, observer: Observ
             book.finish(unit, result, observer)
 
 
-def _run_in_processes(context: RenderContext, book: _Bookkeeping, observer: Observer, slots: list[WorkerSlot]) -> None:
+def _run_in_processes(context: RenderContext, book: Bookkeeping, observer: Observer, slots: list[WorkerSlot]) -> None:
     spawn = multiprocessing.get_context("forkserver")  # see render/forkserver.py
     workers: dict[int, tuple[multiprocessing.process.BaseProcess, Connection]] = {}
     in_flight: dict[int, Unit] = {}
@@ -311,14 +322,31 @@ def keep_freed_memory() -> None:
     libc.mallopt(m_trim_threshold, 1 << 30)
 
 
+def start_worker(slot: WorkerSlot, context: RenderContext) -> GeneratorCache:
+    """Set up this process as a worker for `slot`; return its (empty) generator cache."""
+    keep_freed_memory()
+    enter_slot(slot)
+    return GeneratorCache(context, slot.device)
+
+
+def attempt_unit(context: RenderContext, unit: Unit, generators: GeneratorCache,
+                 progress: Callable[[int], None]) -> tuple:
+    """Render one unit in a worker; never raises: ("finished", unit_id, result) or
+    ("failed", unit_id, error, traceback), the messages the coordinator gets."""
+    try:
+        faults.before_unit(unit)
+        result = execute_unit(context, unit, generators.for_unit(unit), progress)
+    except Exception as error:
+        return ("failed", unit.unit_id, _describe(error), traceback.format_exc())
+    return ("finished", unit.unit_id, result)
+
+
 def _worker_main(slot: WorkerSlot, context: RenderContext, connection: Connection, lifeline: Connection) -> None:
     """A worker process: render the units the coordinator sends until told to stop."""
     try:
         stop_on_signals()
         watch_lifeline(lifeline)
-        keep_freed_memory()
-        enter_slot(slot)
-        generators = GeneratorCache(context, slot.device)
+        generators = start_worker(slot, context)
         connection.send(("ready",))
         while True:
             try:
@@ -332,12 +360,6 @@ def _worker_main(slot: WorkerSlot, context: RenderContext, connection: Connectio
                 connection.send(("progress", steps))
                 faults.after_progress(unit)
 
-            try:
-                faults.before_unit(unit)
-                result = execute_unit(context, unit, generators.for_unit(unit), progress)
-            except Exception as error:
-                connection.send(("failed", unit.unit_id, _describe(error), traceback.format_exc()))
-            else:
-                connection.send(("finished", unit.unit_id, result))
+            connection.send(attempt_unit(context, unit, generators, progress))
     except (KeyboardInterrupt, BrokenPipeError):
         return  # Ctrl-C or a vanished coordinator: the sinks already removed any unfinished file

@@ -39,7 +39,7 @@ from render.models import zoo
 from render.ownership import claim_folder
 from render.plan import WORK_DIR, DatasetShard, Unit, VideoUnit, plan
 from render.sampled import SampledShard, manifest_entry
-from render.pool import Failure, run_units
+from render.pool import IN_PROCESS_CPU, Cluster, Failure, run_units
 from render.prepare import Prepared, prepare
 from render.prune import prune as prune_stale
 from render.sinks.atomic import cannot_write, remove_partials
@@ -81,13 +81,16 @@ class RunSummary:
 
 def run_job(job_path: Path, output_root: Path = DEFAULT_OUTPUT_ROOT, *, device: str = "auto",
             workers: int | None = None, force: bool = False, retries: int = DEFAULT_RETRIES,
-            progress: bool = True, prune: bool = False) -> RunSummary:
+            progress: bool = True, prune: bool = False, cluster: Cluster | None = None) -> RunSummary:
+    """Run the job at `job_path`; on local worker processes, or on a Ray `cluster`'s actors (`render/ray_backend.py`)."""
     started = time.perf_counter()
     job = load_job(job_path, known_zoo=zoo.ZOO)
-    slots = plan_workers(device, workers)
+    slots = plan_workers(device, workers) if cluster is None else []
     if slots:
         start_fork_server()  # workers' imports overlap with loading and factorizing here
     prepared, generators = prepare(job)  # every input error surfaces here, before anything is written
+    if cluster is not None:
+        slots = cluster.plan_workers(device, workers)  # starts or joins Ray: after every input error
     if slots:
         generators = {}  # workers load their own copies; do not hold one here for the whole run
     output_dir = prepare_output_dir(Path(output_root), job.name)
@@ -104,8 +107,8 @@ def run_job(job_path: Path, output_root: Path = DEFAULT_OUTPUT_ROOT, *, device: 
         todo = [unit for unit in units if unit.unit_id not in finished]
         context = RenderContext(job, output_dir, prepared.models, prepared.direction_sets)
         with _RunObserver(journal, output_dir, units, todo, progress) as observer:
-            result = run_units(context, todo, slots, observer, retries=retries,
-                               in_process=in_process_slot(device), preloaded=generators)
+            result = run_units(context, todo, slots, observer, retries=retries, preloaded=generators, cluster=cluster,
+                               in_process=in_process_slot(device) if cluster is None else IN_PROCESS_CPU)
         finished.update(result.finished)
         failures += [_describe_failure(unit, result.failed[unit.unit_id]) for unit in todo if unit.unit_id in result.failed]
         failures += observer.unjournaled

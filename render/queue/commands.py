@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any, NoReturn
 
+from render.backends import add_backend_options, open_cluster
 from render.queue.report import event_line, queue_table, status_text
 from render.queue.store import DEFAULT_LEASE_S, TERMINAL, QueueStore, open_store, queue_path
 
@@ -47,6 +48,7 @@ def add_commands(commands: Any) -> None:
     worker.add_argument("--device", default="auto", help="auto (default), cpu, cuda, or cuda:0,2")
     worker.add_argument("--workers", type=int, help="worker processes (default: one per GPU, or per CPU core; "
                                                      "0 renders in this process)")
+    add_backend_options(worker)
     worker.add_argument("--until-empty", action="store_true", help="exit once no queued work is left")
     worker.add_argument("--lease", type=float, default=DEFAULT_LEASE_S, metavar="SECONDS",
                         help=f"how long a unit stays ours without a heartbeat (default {DEFAULT_LEASE_S:g})")
@@ -106,8 +108,9 @@ def _worker(args: argparse.Namespace) -> int:
     store = _store(args)
     previous = signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM stops a worker as Ctrl-C does
     try:
-        return run_worker(store, device=args.device, workers=args.workers, until_empty=args.until_empty,
-                          lease_s=args.lease)
+        with open_cluster(args) as cluster:
+            return run_worker(store, device=args.device, workers=args.workers, until_empty=args.until_empty,
+                              lease_s=args.lease, cluster=cluster)
     finally:
         signal.signal(signal.SIGTERM, previous)
 

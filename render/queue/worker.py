@@ -41,7 +41,7 @@ from render.forkserver import start_fork_server
 from render.models.base import Generator
 from render.ownership import claim_folder
 from render.plan import Unit, plan
-from render.pool import Failure, run_units
+from render.pool import IN_PROCESS_CPU, Cluster, Failure, run_units
 from render.prepare import Prepared, prepare
 from render.queue.store import Claim, QueueError, QueueStore, new_owner, open_store
 from render.queue.submit import load_frozen
@@ -122,17 +122,22 @@ def _say(message: str) -> None:
 
 
 def run_worker(store: QueueStore, *, device: str = "auto", workers: int | None = None, until_empty: bool = False,
-               lease_s: float, poll_s: float = IDLE_POLL_S) -> int:
-    """Work through the queue until interrupted (or, with `until_empty`, until nothing is left to do)."""
-    slots = plan_workers(device, workers)
-    if slots:
-        start_fork_server()
-    in_process = in_process_slot(device)
+               lease_s: float, poll_s: float = IDLE_POLL_S, cluster: Cluster | None = None) -> int:
+    """Work through the queue until interrupted (or, with `until_empty`, until nothing is left to do);
+    on local worker processes, or on a Ray `cluster`'s actors."""
+    if cluster is None:
+        slots = plan_workers(device, workers)
+        if slots:
+            start_fork_server()
+        in_process = in_process_slot(device)
+    else:
+        slots, in_process = cluster.plan_workers(device, workers), IN_PROCESS_CPU
     owner = new_owner()
     heartbeat = _Heartbeat(store.path, owner, lease_s)
     heartbeat.start()
     session: _Session | None = None
-    _say(f"{owner} on {store.path}: {len(slots) or 'no'} worker process(es), lease {lease_s:g} s")
+    _say(f"{owner} on {store.path}: {len(slots) or 'no'} {'worker process(es)' if cluster is None else 'Ray actor(s)'}, "
+         f"lease {lease_s:g} s")
     try:
         while True:
             task = store.next_task(owner, lease_s)
@@ -154,7 +159,7 @@ def run_worker(store: QueueStore, *, device: str = "auto", workers: int | None =
                         if kind == "conclude":
                             _conclude(store, session, owner)
                         else:
-                            _render(store, session, owner, lease_s, heartbeat, slots, in_process)
+                            _render(store, session, owner, lease_s, heartbeat, slots, in_process, cluster)
             except RenderError as error:
                 session = None
                 store.fail_job(job["id"], str(error))
@@ -192,7 +197,7 @@ def _check_plan(store: QueueStore, session: _Session) -> None:
 
 
 def _render(store: QueueStore, session: _Session, owner: str, lease_s: float, heartbeat: _Heartbeat,
-            slots: list[WorkerSlot], in_process: WorkerSlot) -> None:
+            slots: list[WorkerSlot], in_process: WorkerSlot, cluster: Cluster | None) -> None:
     claims: dict[str, Claim] = {}
     by_id = {unit.unit_id: unit for unit in session.units}
 
@@ -210,7 +215,7 @@ def _render(store: QueueStore, session: _Session, owner: str, lease_s: float, he
     observer = _QueueObserver(store, session, heartbeat, claims)
     try:
         run_units(context, [], slots[:max(1, waiting)], observer, retries=0, in_process=in_process,
-                  preloaded=session.generators, feed=feed)
+                  preloaded=session.generators, feed=feed, cluster=cluster)
     except LeaseLost as error:  # raised through the pool's loop: its workers are stopped, the rest handed back
         _say(f"job {session.job_id}: {error}; stopping this job's units here")
         store.release(owner)
