@@ -97,7 +97,9 @@ def enter_slot(slot: WorkerSlot) -> Callable[[], None]:
     threads = torch.get_num_threads()
     torch.set_num_threads(slot.threads)
     previous = None
-    if slot.device.startswith("cuda"):
+    # A slot can name a GPU this torch cannot see (a Ray actor given a GPU on a node whose torch has no
+    # CUDA): entering it must not fail, so that the actor can say so once (render/ray_backend.py).
+    if slot.device.startswith("cuda") and torch.cuda.is_available():
         previous = torch.cuda.current_device(), torch.backends.cudnn.deterministic
         torch.cuda.set_device(slot.device)
         torch.backends.cudnn.deterministic = True

@@ -38,6 +38,7 @@ def test_gpu_workers_go_round_robin_over_the_devices(monkeypatch):
 
 def test_a_gpu_slot_makes_its_device_current_and_cudnn_deterministic_then_restores_both(monkeypatch):
     current = ["cuda:0"]
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "current_device", lambda: current[0])
     monkeypatch.setattr(torch.cuda, "set_device", lambda device: current.__setitem__(0, device))
     threads = torch.get_num_threads()
@@ -48,3 +49,6 @@ def test_a_gpu_slot_makes_its_device_current_and_cudnn_deterministic_then_restor
     assert current == ["cuda:0"] and torch.get_num_threads() == threads and not torch.backends.cudnn.deterministic
     enter_slot(WorkerSlot("cpu", threads))()
     assert current == ["cuda:0"]  # a CPU slot leaves CUDA alone
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    enter_slot(WorkerSlot("cuda:2", threads))()  # a GPU this torch cannot see (a Ray actor's): nothing to enter
+    assert current == ["cuda:0"]
