@@ -44,20 +44,21 @@ def test_model_report_is_a_self_contained_folder_whose_sheets_are_the_generators
     sources = _sources(out / "index.html")
     assert sources and not [s for s in sources if s.startswith(("http:", "https:", "//"))]
     assert all((out / s).is_file() for s in sources)
-    assert {"set0-spectrum.png", "set0-d0-sheet.png", "set0-d1-change.png"} <= set(sources)
+    assert {"set0-spectrum.png", "set0-d0-sheet.jpg", "set0-d1-change.png"} <= set(sources)
 
     generator = load_generator(checkpoint)
     directions, _ = factorize_generator(generator, (0,))
     cell = report_cell_size(generator.img_resolution)
-    sheet = np.asarray(Image.open(out / "set0-d1-sheet.png"))
+    sheet = np.asarray(Image.open(out / "set0-d1-sheet.jpg")).astype(np.float64)
     grid = sheet[sheet.shape[0] - 2 * cell:]  # below the title strip: 2 seeds × 3 α
     latents = generator.latents_from_seeds((3, 4), generator.default_sampling)
     for column, alpha in enumerate(report_alphas(3.0, 3)):
         edited = generator.edit(latents, torch.from_numpy(directions[1]), torch.full((2,), alpha), (0,))
         with torch.no_grad():
             expected = _pixels(generator, edited, cell, "fp32", str)
-        for row in range(2):
-            assert np.array_equal(grid[row * cell:(row + 1) * cell, column * cell:(column + 1) * cell], expected[row])
+        for row in range(2):  # JPEG: within a few levels of the generator's own pixels (random weights: noise)
+            cell_pixels = grid[row * cell:(row + 1) * cell, column * cell:(column + 1) * cell]
+            assert np.abs(cell_pixels - expected[row]).mean() < 4.0 < np.abs(cell_pixels - expected[1 - row]).mean()
 
 
 def test_change_number_is_the_mean_absolute_pixel_change_between_the_ends():

@@ -34,6 +34,7 @@ __all__ = ["ReportSet", "report_alphas", "report_cell_size", "edited_pixels", "c
 
 CHANGE_THRESHOLD = 0.02  # default: a direction "changes the image" when its mean |Δpixel| over ±a exceeds 2 %
 REPORT_CELL = 128        # px per image in the sheets: enough to see an edit (7 α × 6 seeds of 1024² is 7168×6144)
+SHEET_JPEG_QUALITY = 92  # mean error about 1 level of 255 on the demo's faces (2.5 on a random generator's noise)
 IMAGES_PER_PASS = 1024   # images rendered together (several directions, full batches): 50 MB of 128 px pixels
 
 
@@ -102,6 +103,13 @@ def compare(given: np.ndarray, sefa_directions: np.ndarray) -> list[list[tuple[i
 def _save_png(path: Path, pixels: np.ndarray) -> None:
     with atomic_path(path) as temporary:
         Image.fromarray(pixels).save(temporary, format="PNG", compress_level=1)  # 4× faster than level 6
+
+
+def _save_jpeg(path: Path, pixels: np.ndarray) -> None:
+    """Contact sheets are photographs to look at: JPEG encodes them 15-30× faster than PNG at level 1
+    (PNG encoding was half of a report's time) and 3-6× smaller; no chroma subsampling keeps the labels sharp."""
+    with atomic_path(path) as temporary:
+        Image.fromarray(pixels).save(temporary, format="JPEG", quality=SHEET_JPEG_QUALITY, subsampling=0)
 
 
 def spectrum_plot(eigenvalues: np.ndarray, title: str, width: int = 640, height: int = 320) -> np.ndarray:
@@ -198,9 +206,9 @@ def _write_direction(out: Path, prefix: str, ds: DirectionSet, component: int, p
     name = ds.names.get(component, "")
     label = (f"#{component} {name}".rstrip() + (f"  eigenvalue {eigenvalue:.2f}" if eigenvalue is not None else "")
              + f"  alpha {alphas[0]:+g} ... {alphas[-1]:+g}")
-    row = _Row(component, name, eigenvalue, change, f"{prefix}-d{component}-sheet.png",
+    row = _Row(component, name, eigenvalue, change, f"{prefix}-d{component}-sheet.jpg",
                f"{prefix}-d{component}-change.png")
-    _save_png(out / row.sheet, contact_sheet(pixels, label))
+    _save_jpeg(out / row.sheet, contact_sheet(pixels, label))
     scaled = np.clip(change_map / max(float(change_map.max()), 1e-12) * 255, 0, 255).astype(np.uint8)
     _save_png(out / row.heat, np.repeat(scaled[:, :, None], 3, axis=2))
     return row
