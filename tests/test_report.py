@@ -123,6 +123,9 @@ def test_job_report_uses_the_jobs_direction_sets_and_names(tmp_path):
     (["--compare", "missing.npy"], "--compare missing.npy: file not found"),
     (["--compare", "."], "the folder holds no .npy files"),
     (["--threshold", "100"], "--threshold 100"),
+    (["--seeds", "0-999999"], "--seeds 0-999999: 1000000 seeds; a contact sheet shows at most 64 rows"),
+    (["--alphas", "1000"], "--alphas 1000 / --amplitude 3: expected 2 to 33"),
+    (["--amplitude", "1e9"], "--alphas 7 / --amplitude 1e+09"),
     (["--compare", "WRONG"], "--compare"),
 ])
 def test_bad_input_is_one_line_exit_2(tmp_path, capsys, arguments, message):

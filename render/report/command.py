@@ -9,6 +9,7 @@ import numpy as np
 from render import cache
 from render.directions import DirectionSet, cached_factorization, factorize_generator, read_direction_file
 from render.errors import CheckpointError, OutputError, SpecError
+from render.limits import MAX_ABS_ALPHA
 from render.factorize import NothingToFactorize
 from render.models import zoo
 from render.models.registry import checkpoint_sha256, load_generator
@@ -20,6 +21,9 @@ from render.report.job_outputs import job_outputs_html
 __all__ = ["build_report", "model_sets", "read_comparison", "DEFAULT_GROUPS"]
 
 DEFAULT_GROUPS = ("0-1", "2-5", "6-")  # the paper's bottom, middle and top layers (clipped to the model)
+# A contact sheet holds seeds × α cells of 128 px in memory and in one JPEG: 64 × 33 cells is 8192 × 4224 px (100 MB).
+MAX_SHEET_SEEDS = 64
+MAX_SHEET_ALPHAS = 33
 
 
 def build_report(target: str, out: Path, layers: list[str] | None, top: int, seeds: str, amplitude: float,
@@ -32,13 +36,15 @@ def build_report(target: str, out: Path, layers: list[str] | None, top: int, see
     """
     if top < 1:
         raise SpecError(f"--top {top}: expected a positive number of directions per layer group")
-    if alpha_count < 2 or amplitude <= 0:
-        raise SpecError(f"--alphas {alpha_count} / --amplitude {amplitude}: expected at least 2 α values "
-                        "and a positive amplitude")
+    if not 2 <= alpha_count <= MAX_SHEET_ALPHAS or not 0 < amplitude <= MAX_ABS_ALPHA:
+        raise SpecError(f"--alphas {alpha_count} / --amplitude {amplitude:g}: expected 2 to {MAX_SHEET_ALPHAS} α values "
+                        f"and an amplitude above 0, at most {MAX_ABS_ALPHA:g}")
     try:
         seed_list = parse_seeds(seeds)
     except ValueError as error:
         raise SpecError(f"--seeds {seeds}: {error}") from None
+    if len(seed_list) > MAX_SHEET_SEEDS:
+        raise SpecError(f"--seeds {seeds}: {len(seed_list)} seeds; a contact sheet shows at most {MAX_SHEET_SEEDS} rows")
     if not 0 < threshold_percent < 100:
         raise SpecError(f"--threshold {threshold_percent:g}: expected a percentage between 0 and 100")
     if compare_path is not None and not compare_path.exists():
