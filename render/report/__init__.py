@@ -15,7 +15,6 @@ dependency): a bar chart needs no plotting library.
 from __future__ import annotations
 
 import html
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from render.directions import DirectionSet
 from render.execute import _pixels
-from render.layout import label_strip
+from render.layout import default_cell_size, label_strip
 from render.models.base import Generator, Sampling
 from render.sinks.atomic import write_bytes, write_text
 from render.sinks.dataset import encode_image, write_image
@@ -59,7 +58,7 @@ def report_cell_size(resolution: int) -> int:
     >>> report_cell_size(32), report_cell_size(64), report_cell_size(100), report_cell_size(1024)
     (128, 128, 200, 128)
     """
-    return resolution * math.ceil(REPORT_CELL / resolution) if resolution < REPORT_CELL else REPORT_CELL
+    return default_cell_size(resolution, REPORT_CELL) if resolution < REPORT_CELL else REPORT_CELL
 
 
 def edited_pixels(generator: Generator, latents: torch.Tensor, direction_set: DirectionSet,
