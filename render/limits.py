@@ -164,6 +164,7 @@ def check_units_fit(job: Job, generators: dict[str, Generator], direction_sets: 
         generator = generators[job.spec.directions[entry.directions].model]
         batch = max(generator.batch_sizes.values())  # the largest, a GPU's: the worker's device is not known yet
         resolution, seeds = generator.img_resolution, len(job.seeds(entry.seeds))
+        latent_bytes = generator.num_layers * generator.latent_dim * 4
         if output.video is not None:
             cell = entry.cell_size or default_cell_size(resolution)
             layout = video_layout(entry, seeds, cell)
@@ -174,8 +175,7 @@ def check_units_fit(job: Job, generators: dict[str, Generator], direction_sets: 
             frames = job.schedule(entry.schedule).frames
             need = video_unit_bytes(batch, frames, seeds, cells, cell, resolution, layout.width, layout.height)
             what = f"{seeds} seeds in {cell} px cells, frames of {layout.width}×{layout.height} px"
-        elif entry.alphas is None:  # sampled edits: a unit holds one batch of latents and images at a time
-            latent_bytes = generator.num_layers * generator.latent_dim * 4
+        elif entry.samples is not None:  # sampled edits: a unit holds one batch of latents and images at a time
             need = dataset_unit_bytes(batch, batch, latent_bytes, resolution, entry.image_size or resolution)
             what = f"batches of {batch} sampled pairs"
         else:
@@ -185,7 +185,6 @@ def check_units_fit(job: Job, generators: dict[str, Generator], direction_sets: 
                 raise SpecError(f"{field}.seeds: {problem}")
             per_seed = 1 + directions * len(entry.alphas)
             images = min(seeds, DATASET_SHARD_SEEDS) * per_seed
-            latent_bytes = generator.num_layers * generator.latent_dim * 4
             need = dataset_unit_bytes(batch, images, latent_bytes, resolution, entry.image_size or resolution)
             what = f"{images:,} images a shard of {DATASET_SHARD_SEEDS} seeds"
         if available is not None and need > available:
