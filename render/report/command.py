@@ -9,14 +9,15 @@ import numpy as np
 from render import cache
 from render.directions import DirectionSet, cached_factorization, factorize_generator, read_direction_file
 from render.errors import CheckpointError, OutputError, SpecError
-from render.limits import MAX_ABS_ALPHA
 from render.factorize import NothingToFactorize
+from render.limits import MAX_ABS_ALPHA
 from render.models import zoo
 from render.models.registry import checkpoint_sha256, load_generator
 from render.prepare import locate_checkpoint, prepare
 from render.ranges import parse_seeds, parse_selection
 from render.report import CHANGE_THRESHOLD, ReportSet, compare, write_report
 from render.report.job_outputs import job_outputs_html
+from render.spec import load_job
 
 __all__ = ["build_report", "model_sets", "read_comparison", "DEFAULT_GROUPS"]
 
@@ -119,8 +120,6 @@ def _sefa_set(generator, sha256: str, text: str, layers: tuple[int, ...], top: i
 
 def _job_sets(path: Path, output_root: Path, out: Path):
     """The job's own direction sets (its components and names) and links to what its last run made."""
-    from render.spec import load_job
-
     job = load_job(path, known_zoo=zoo.ZOO)
     prepared, generators = prepare(job)
     if len(generators) != 1:
