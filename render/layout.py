@@ -33,13 +33,13 @@ __all__ = ["default_cell_size", "grid_shape", "resize", "to_pixels", "GridLayout
 PRESENTATION_SIZE = 256  # default: upscale small models to at least this many pixels a cell
 
 
-def default_cell_size(resolution: int) -> int:
-    """The smallest multiple of `resolution` that is at least 256 px (an integer upscale).
+def default_cell_size(resolution: int, at_least: int = PRESENTATION_SIZE) -> int:
+    """The smallest multiple of `resolution` that is at least `at_least` px (an integer upscale).
 
-    >>> default_cell_size(64), default_cell_size(100), default_cell_size(1024)
-    (256, 300, 1024)
+    >>> default_cell_size(64), default_cell_size(100), default_cell_size(1024), default_cell_size(100, 128)
+    (256, 300, 1024, 200)
     """
-    return resolution * math.ceil(PRESENTATION_SIZE / resolution)
+    return resolution * math.ceil(at_least / resolution)
 
 
 def grid_shape(count: int) -> tuple[int, int]:

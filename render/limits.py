@@ -44,12 +44,13 @@ from render.ranges import MAX_SEEDS
 
 if TYPE_CHECKING:
     from render.directions import DirectionSet
+    from render.layout import GridLayout
     from render.models.base import Generator
     from render.spec import Job
 
 __all__ = ["MAX_SEEDS", "MAX_FRAMES", "MAX_FRAME_PIXELS", "MAX_FRAME_SIDE", "MAX_IMAGE_SIDE", "MAX_SPLIT_IMAGES",
-           "MAX_ABS_ALPHA", "MAX_NAME_LENGTH", "MAX_YAML_NODES", "MAX_YAML_DEPTH", "frame_problem", "video_unit_bytes",
-           "dataset_unit_bytes", "available_memory", "format_bytes", "check_units_fit"]
+           "MAX_ABS_ALPHA", "MAX_NAME_LENGTH", "MAX_YAML_NODES", "MAX_YAML_DEPTH", "frame_problem", "split_problem",
+           "video_unit_bytes", "dataset_unit_bytes", "available_memory", "format_bytes", "check_units_fit"]
 
 MAX_FRAMES = 1_000_000
 H264_MAX_FRAME_MACROBLOCKS = 139_264                                    # level 6.2 MaxFS
@@ -69,13 +70,29 @@ MAX_YAML_DEPTH = 50         # a job nests 7 levels (outputs[i].video.schedule.ke
 WRITER_QUEUE = 2 + 1  # batches waiting for the writer thread (BackgroundWriter's max_pending) and the one it writes
 
 
-def frame_problem(width: int, height: int) -> str | None:
-    """Why an H.264 frame of this size cannot be encoded and played, or None."""
+def frame_problem(layout: GridLayout) -> str | None:
+    """Why H.264 frames of this layout cannot be encoded and played, or None."""
+    width, height = layout.width, layout.height
     if max(width, height) > MAX_FRAME_SIDE:
-        return f"frames of {width}×{height} px exceed H.264's largest side ({MAX_FRAME_SIDE:,} px)"
-    if width * height > MAX_FRAME_PIXELS:
-        return f"frames of {width}×{height} px exceed H.264's largest frame ({MAX_FRAME_PIXELS:,} px)"
-    return None
+        problem = f"frames of {width}×{height} px exceed H.264's largest side ({MAX_FRAME_SIDE:,} px)"
+    elif width * height > MAX_FRAME_PIXELS:
+        problem = f"frames of {width}×{height} px exceed H.264's largest frame ({MAX_FRAME_PIXELS:,} px)"
+    else:
+        return None
+    return f"{layout.columns}×{layout.rows} cells of {layout.cell_width} px: {problem}"
+
+
+def split_problem(seeds: int, alphas: int, directions: int | None = None) -> str | None:
+    """Why a dataset split is more images than one folder should hold, or None.
+
+    `directions` None: the count with one direction, before the direction set's size is known.
+    """
+    images = seeds * (1 + (directions or 1) * alphas)
+    if images <= MAX_SPLIT_IMAGES:
+        return None
+    edits = f"{alphas} α" if directions is None else f"{directions} directions × {alphas} α"
+    return (f"{seeds:,} seeds × (1 + {edits}) are {images:,} images, more than one folder should hold "
+            f"({MAX_SPLIT_IMAGES:,})")
 
 
 def video_unit_bytes(batch_size: int, frames: int, seeds: int, cells: int, cell: int, resolution: int, width: int,
@@ -147,28 +164,27 @@ def check_units_fit(job: Job, generators: dict[str, Generator], direction_sets: 
         generator = generators[job.spec.directions[entry.directions].model]
         batch = max(generator.batch_sizes.values())  # the largest, a GPU's: the worker's device is not known yet
         resolution, seeds = generator.img_resolution, len(job.seeds(entry.seeds))
+        latent_bytes = generator.num_layers * generator.latent_dim * 4
         if output.video is not None:
             cell = entry.cell_size or default_cell_size(resolution)
             layout = video_layout(entry, seeds, cell)
-            problem = frame_problem(layout.width, layout.height)
+            problem = frame_problem(layout)
             if problem:
-                raise SpecError(f"{field}: {layout.columns}×{layout.rows} cells of {cell} px: {problem}")
+                raise SpecError(f"{field}: {problem}")
             cells = seeds * (2 if entry.side_by_side else 1)
             frames = job.schedule(entry.schedule).frames
             need = video_unit_bytes(batch, frames, seeds, cells, cell, resolution, layout.width, layout.height)
             what = f"{seeds} seeds in {cell} px cells, frames of {layout.width}×{layout.height} px"
-        elif entry.alphas is None:  # sampled edits: a unit holds one batch of latents and images at a time
-            latent_bytes = generator.num_layers * generator.latent_dim * 4
+        elif entry.samples is not None:  # sampled edits: a unit holds one batch of latents and images at a time
             need = dataset_unit_bytes(batch, batch, latent_bytes, resolution, entry.image_size or resolution)
             what = f"batches of {batch} sampled pairs"
         else:
             directions = len(direction_sets[entry.directions].components)
+            problem = split_problem(seeds, len(entry.alphas), directions)
+            if problem:
+                raise SpecError(f"{field}.seeds: {problem}")
             per_seed = 1 + directions * len(entry.alphas)
-            if seeds * per_seed > MAX_SPLIT_IMAGES:
-                raise SpecError(f"{field}.seeds: {seeds:,} seeds × (1 + {directions} directions × {len(entry.alphas)} α) "
-                                f"are {seeds * per_seed:,} images, more than one folder should hold ({MAX_SPLIT_IMAGES:,})")
             images = min(seeds, DATASET_SHARD_SEEDS) * per_seed
-            latent_bytes = generator.num_layers * generator.latent_dim * 4
             need = dataset_unit_bytes(batch, images, latent_bytes, resolution, entry.image_size or resolution)
             what = f"{images:,} images a shard of {DATASET_SHARD_SEEDS} seeds"
         if available is not None and need > available:

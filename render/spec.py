@@ -761,17 +761,15 @@ def _size_problems(field: str, entry: VideoSpec | DatasetSpec, seeds: int) -> ty
     one direction; `prepare` again with the direction set's size.
     """
     if isinstance(entry, VideoSpec):
-        layout = video_layout(entry, seeds, entry.cell_size or PRESENTATION_SIZE)
-        problem = limits.frame_problem(layout.width, layout.height)
+        problem = limits.frame_problem(video_layout(entry, seeds, entry.cell_size or PRESENTATION_SIZE))
         if problem:
-            yield field, f"{layout.columns}×{layout.rows} cells of {layout.cell_width} px: {problem}"
+            yield field, problem
     elif entry.samples is not None:
         shards = -(-seeds * entry.samples.per_seed // entry.shard_size)
         if shards > limits.MAX_SHARDS:
             yield f"{field}.shard_size", (f"{seeds:,} seeds × {entry.samples.per_seed} samples in shards of "
                                           f"{entry.shard_size} are {shards:,} shards, more than {limits.MAX_SHARDS:,}")
     elif entry.alphas is not None:
-        images = seeds * (1 + len(entry.alphas))
-        if images > limits.MAX_SPLIT_IMAGES:
-            yield f"{field}.seeds", (f"{seeds:,} seeds × (1 + {len(entry.alphas)} α) are {images:,} images, more than "
-                                     f"one folder should hold ({limits.MAX_SPLIT_IMAGES:,})")
+        problem = limits.split_problem(seeds, len(entry.alphas))
+        if problem:
+            yield f"{field}.seeds", problem

@@ -15,7 +15,6 @@ dependency): a bar chart needs no plotting library.
 from __future__ import annotations
 
 import html
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,15 +24,18 @@ from PIL import Image, ImageDraw, ImageFont
 
 from render.directions import DirectionSet
 from render.execute import _pixels
-from render.layout import label_strip
+from render.layout import default_cell_size, label_strip
 from render.models.base import Generator, Sampling
-from render.sinks.atomic import atomic_path, write_text
+from render.sinks.atomic import write_bytes, write_text
+from render.sinks.dataset import encode_image, write_image
 
 __all__ = ["ReportSet", "report_alphas", "report_cell_size", "edited_pixels", "change_of", "contact_sheet", "compare",
            "write_report", "CHANGE_THRESHOLD"]
 
 CHANGE_THRESHOLD = 0.02  # default: a direction "changes the image" when its mean |Δpixel| over ±a exceeds 2 %
 REPORT_CELL = 128        # px per image in the sheets: enough to see an edit (7 α × 6 seeds of 1024² is 7168×6144)
+# Contact sheets are JPEG: it encodes them 15-30× faster than PNG at level 1 (PNG encoding was half of a report's
+# time) and 3-6× smaller; no chroma subsampling keeps the labels sharp. Plots and change maps are PNG (level 1).
 SHEET_JPEG_QUALITY = 92  # mean error about 1 level of 255 on the demo's faces (2.5 on a random generator's noise)
 IMAGES_PER_PASS = 1024   # images rendered together (several directions, full batches): 50 MB of 128 px pixels
 
@@ -56,7 +58,7 @@ def report_cell_size(resolution: int) -> int:
     >>> report_cell_size(32), report_cell_size(64), report_cell_size(100), report_cell_size(1024)
     (128, 128, 200, 128)
     """
-    return resolution * math.ceil(REPORT_CELL / resolution) if resolution < REPORT_CELL else REPORT_CELL
+    return default_cell_size(resolution, REPORT_CELL) if resolution < REPORT_CELL else REPORT_CELL
 
 
 def edited_pixels(generator: Generator, latents: torch.Tensor, direction_set: DirectionSet,
@@ -98,18 +100,6 @@ def compare(given: np.ndarray, sefa_directions: np.ndarray) -> list[list[tuple[i
     sefa = sefa_directions / np.linalg.norm(sefa_directions, axis=1, keepdims=True)
     similarity = np.abs(given @ sefa.T)  # [given, sefa]
     return [[(int(k), float(row[k])) for k in np.argsort(-row, kind="stable")] for row in similarity]
-
-
-def _save_png(path: Path, pixels: np.ndarray) -> None:
-    with atomic_path(path) as temporary:
-        Image.fromarray(pixels).save(temporary, format="PNG", compress_level=1)  # 4× faster than level 6
-
-
-def _save_jpeg(path: Path, pixels: np.ndarray) -> None:
-    """Contact sheets are photographs to look at: JPEG encodes them 15-30× faster than PNG at level 1
-    (PNG encoding was half of a report's time) and 3-6× smaller; no chroma subsampling keeps the labels sharp."""
-    with atomic_path(path) as temporary:
-        Image.fromarray(pixels).save(temporary, format="JPEG", quality=SHEET_JPEG_QUALITY, subsampling=0)
 
 
 def spectrum_plot(eigenvalues: np.ndarray, title: str, width: int = 640, height: int = 320) -> np.ndarray:
@@ -180,7 +170,7 @@ def write_report(out: Path, generator: Generator, sets: list[ReportSet], seeds: 
             spectrum = None
             if report_set.direction_set.eigenvalues is not None:
                 spectrum = f"{prefix}-spectrum.png"
-                _save_png(out / spectrum, spectrum_plot(report_set.direction_set.eigenvalues, report_set.title))
+                write_image(out / spectrum, spectrum_plot(report_set.direction_set.eigenvalues, report_set.title), "png")
             sections.append(_set_section(report_set, rows, spectrum, amplitude, threshold,
                                          (comparisons or {}).get(report_set.title, [])))
             summary.append((report_set.title, rows))
@@ -208,9 +198,10 @@ def _write_direction(out: Path, prefix: str, ds: DirectionSet, component: int, p
              + f"  alpha {alphas[0]:+g} ... {alphas[-1]:+g}")
     row = _Row(component, name, eigenvalue, change, f"{prefix}-d{component}-sheet.jpg",
                f"{prefix}-d{component}-change.png")
-    _save_jpeg(out / row.sheet, contact_sheet(pixels, label))
+    sheet = contact_sheet(pixels, label)
+    write_bytes(out / row.sheet, encode_image(sheet, "jpg", jpeg_quality=SHEET_JPEG_QUALITY, jpeg_subsampling=0))
     scaled = np.clip(change_map / max(float(change_map.max()), 1e-12) * 255, 0, 255).astype(np.uint8)
-    _save_png(out / row.heat, np.repeat(scaled[:, :, None], 3, axis=2))
+    write_image(out / row.heat, np.repeat(scaled[:, :, None], 3, axis=2), "png")
     return row
 
 

@@ -9,14 +9,15 @@ import numpy as np
 from render import cache
 from render.directions import DirectionSet, cached_factorization, factorize_generator, read_direction_file
 from render.errors import CheckpointError, OutputError, SpecError
-from render.limits import MAX_ABS_ALPHA
 from render.factorize import NothingToFactorize
+from render.limits import MAX_ABS_ALPHA
 from render.models import zoo
 from render.models.registry import checkpoint_sha256, load_generator
 from render.prepare import locate_checkpoint, prepare
 from render.ranges import parse_seeds, parse_selection
 from render.report import CHANGE_THRESHOLD, ReportSet, compare, write_report
 from render.report.job_outputs import job_outputs_html
+from render.spec import load_job
 
 __all__ = ["build_report", "model_sets", "read_comparison", "DEFAULT_GROUPS"]
 
@@ -52,8 +53,9 @@ def build_report(target: str, out: Path, layers: list[str] | None, top: int, see
     if target.endswith((".yaml", ".yml")):
         generator, sets, sampling, precision, extra = _job_sets(Path(target), output_root, out)
     else:
-        generator = load_generator(locate_checkpoint(target))
-        sets = model_sets(generator, checkpoint_sha256(locate_checkpoint(target)), layers or None, top)
+        checkpoint = locate_checkpoint(target)
+        generator = load_generator(checkpoint)
+        sets = model_sets(generator, checkpoint_sha256(checkpoint), layers or None, top)
         sampling, precision, extra = generator.default_sampling, "fp32", ""
     comparisons = None
     if compare_path is not None:
@@ -89,40 +91,35 @@ def read_comparison(path: Path, latent_dim: int) -> tuple[list[str], np.ndarray]
 def model_sets(generator, sha256: str, layers: list[str] | None, top: int) -> list[ReportSet]:
     """One set per layer group (`layers`, default the paper's groups the model has) with its top directions."""
     sets = []
-    explicit = layers is not None
     for text in layers or DEFAULT_GROUPS:
         try:
             selected = generator.select_layers(parse_selection(text))
         except ValueError as error:
-            if explicit:
+            if layers is not None:
                 raise SpecError(f"--layers {text}: {error}") from None
             continue  # a default group the model does not have (DCGAN has one slot)
-        directions, eigenvalues = _factorize(generator, sha256, selected, text)
-        sets.append(ReportSet(f"layers {text}", DirectionSet("sefa", selected, directions, eigenvalues),
-                              tuple(range(min(top, len(directions))))))
+        sets.append(_sefa_set(generator, sha256, text, selected, top))
     if not sets:  # none of the paper's groups fit: the whole latent
-        selected = generator.select_layers(parse_selection("all"))
-        directions, eigenvalues = _factorize(generator, sha256, selected, "all")
-        sets.append(ReportSet("layers all", DirectionSet("sefa", selected, directions, eigenvalues),
-                              tuple(range(min(top, len(directions))))))
+        sets.append(_sefa_set(generator, sha256, "all", generator.select_layers(parse_selection("all")), top))
     return sets
 
 
-def _factorize(generator, sha256: str, layers: tuple[int, ...], text: str) -> tuple[np.ndarray, np.ndarray]:
-    """SeFa of these slots, through the directions cache where it is usable (work done once)."""
+def _sefa_set(generator, sha256: str, text: str, layers: tuple[int, ...], top: int) -> ReportSet:
+    """SeFa of these slots, through the directions cache where it is usable (work done once), top `top` shown."""
     root = cache.usable(zoo.cache_dir())
     try:
         if root is None:
-            return factorize_generator(generator, layers)
-        return cached_factorization(generator, sha256, layers, root)[:2]
+            directions, eigenvalues = factorize_generator(generator, layers)
+        else:
+            directions, eigenvalues = cached_factorization(generator, sha256, layers, root)[:2]
     except NothingToFactorize as error:
         raise CheckpointError(f"--layers {text}: {error}") from None
+    return ReportSet(f"layers {text}", DirectionSet("sefa", layers, directions, eigenvalues),
+                     tuple(range(min(top, len(directions)))))
 
 
 def _job_sets(path: Path, output_root: Path, out: Path):
     """The job's own direction sets (its components and names) and links to what its last run made."""
-    from render.spec import load_job
-
     job = load_job(path, known_zoo=zoo.ZOO)
     prepared, generators = prepare(job)
     if len(generators) != 1:

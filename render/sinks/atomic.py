@@ -24,8 +24,8 @@ from typing import Any, Iterator
 from render import safe_fs
 from render.errors import WriteFailed
 
-__all__ = ["atomic_path", "temporary_path", "cannot_write", "write_bytes", "write_text", "write_json",
-           "remove_partials", "PARTIAL_SUFFIX"]
+__all__ = ["atomic_path", "atomic_write", "temporary_path", "cannot_write", "write_bytes", "write_text",
+           "write_json", "remove_partials", "PARTIAL_SUFFIX"]
 
 PARTIAL_SUFFIX = ".partial"
 
@@ -60,12 +60,19 @@ def cannot_write(final: Path, error: OSError) -> WriteFailed:
     return WriteFailed(f"{final}: cannot be written ({error.strerror or error})")
 
 
-def write_bytes(final: Path, data: bytes) -> None:
+@contextmanager
+def atomic_write(final: Path) -> Iterator[Path]:
+    """`atomic_path` for the writers of artifacts: an `OSError` in the block becomes `cannot_write`'s one line."""
     try:
         with atomic_path(final) as temporary:
-            temporary.write_bytes(data)
+            yield temporary
     except OSError as error:
         raise cannot_write(final, error) from None
+
+
+def write_bytes(final: Path, data: bytes) -> None:
+    with atomic_write(final) as temporary:
+        temporary.write_bytes(data)
 
 
 def write_text(final: Path, text: str) -> None:

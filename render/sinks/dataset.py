@@ -65,13 +65,17 @@ def edited_name(seed: int, component: int, alpha: float, extension: str, class_i
     return f"edited/{_sample_stem(seed, class_index)}_{component:03d}_{alpha_tag(alpha)}.{extension}"
 
 
-def encode_image(pixels: np.ndarray, image_format: str, png_compression: int = 1) -> bytes:
-    """[H, W, 3] uint8 → PNG (lossless, zlib level `png_compression`) or JPEG (quality 95) bytes; deterministic."""
+def encode_image(pixels: np.ndarray, image_format: str, png_compression: int = 1, jpeg_quality: int = 95,
+                 jpeg_subsampling: int = -1) -> bytes:
+    """[H, W, 3] uint8 → PNG (lossless, zlib level `png_compression`) or JPEG bytes; deterministic.
+
+    `jpeg_subsampling` is PIL's: -1 its default (4:2:0), 0 none (sharper text, larger files).
+    """
     buffer = io.BytesIO()
     if image_format == "png":
         Image.fromarray(pixels).save(buffer, format="PNG", compress_level=png_compression)
     else:
-        Image.fromarray(pixels).save(buffer, format="JPEG", quality=95)
+        Image.fromarray(pixels).save(buffer, format="JPEG", quality=jpeg_quality, subsampling=jpeg_subsampling)
     return buffer.getvalue()
 
 

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from render.sinks.atomic import atomic_path, cannot_write
+from render.sinks.atomic import atomic_write
 
 __all__ = ["ParquetShardWriter", "open_parquet_shard", "ROW_GROUP_ROWS", "ROW_GROUP_BYTES"]
 
@@ -68,13 +68,10 @@ class ParquetShardWriter:
 @contextmanager
 def open_parquet_shard(final: Path) -> Iterator[ParquetShardWriter]:
     """`with open_parquet_shard(path) as writer:` writes the file atomically; an exception leaves no file."""
-    try:
-        with atomic_path(final) as temporary:
-            writer = ParquetShardWriter(temporary)
-            try:
-                yield writer
-                writer.flush()
-            finally:
-                writer.close()
-    except OSError as error:
-        raise cannot_write(final, error) from None
+    with atomic_write(final) as temporary:
+        writer = ParquetShardWriter(temporary)
+        try:
+            yield writer
+            writer.flush()
+        finally:
+            writer.close()

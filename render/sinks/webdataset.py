@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from render.sinks.atomic import atomic_path, cannot_write
+from render.sinks.atomic import atomic_write
 
 __all__ = ["ShardWriter", "open_shard", "shard_name", "shard_pattern"]
 
@@ -48,8 +48,5 @@ class ShardWriter:
 @contextmanager
 def open_shard(final: Path) -> Iterator[ShardWriter]:
     """`with open_shard(path) as writer:` writes the tar atomically; an exception leaves no file."""
-    try:
-        with atomic_path(final) as temporary, tarfile.open(temporary, "w", format=tarfile.USTAR_FORMAT) as tar:
-            yield ShardWriter(tar)
-    except OSError as error:
-        raise cannot_write(final, error) from None
+    with atomic_write(final) as temporary, tarfile.open(temporary, "w", format=tarfile.USTAR_FORMAT) as tar:
+        yield ShardWriter(tar)
