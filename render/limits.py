@@ -95,17 +95,17 @@ def split_problem(seeds: int, alphas: int, directions: int | None = None) -> str
             f"({MAX_SPLIT_IMAGES:,})")
 
 
-def video_unit_bytes(batch_size: int, frames: int, seeds: int, cells: int, cell: int, resolution: int, width: int,
+def video_unit_bytes(batch_size: int, frames: int, images: int, cells: int, cell: int, resolution: int, width: int,
                      height: int) -> int:
-    """Host memory of one video unit: a batch of frames in flight.
+    """Host memory of one video unit: a batch of frames in flight, each of `images` generated images.
 
-    Per batch, `max(1, batch_size // seeds)` of the `frames`: their synthesized images
+    Per batch, `max(1, batch_size // images)` of the `frames`: their synthesized images
     (float32), the cells resized (float32, with the intermediate product) and
     converted (uint8), and the composed frames, of which the writer's queue
     holds up to WRITER_QUEUE batches.
     """
-    frames = min(frames, max(1, batch_size // seeds))
-    synthesized = frames * seeds * 3 * resolution ** 2 * 4
+    frames = min(frames, max(1, batch_size // images))
+    synthesized = frames * images * 3 * resolution ** 2 * 4
     resized = frames * cells * 3 * cell * (cell + resolution) * 4 + frames * cells * cell ** 2 * 3
     composed = frames * width * height * 3 * (1 + WRITER_QUEUE)
     return synthesized + resized + composed
@@ -171,10 +171,12 @@ def check_units_fit(job: Job, generators: dict[str, Generator], direction_sets: 
             problem = frame_problem(layout)
             if problem:
                 raise SpecError(f"{field}: {problem}")
-            cells = seeds * (2 if entry.side_by_side else 1)
+            images = seeds * entry.class_rows  # a frame holds every seed once per class row
+            cells = images * (2 if entry.side_by_side else 1)
             frames = job.schedule(entry.schedule).frames
-            need = video_unit_bytes(batch, frames, seeds, cells, cell, resolution, layout.width, layout.height)
-            what = f"{seeds} seeds in {cell} px cells, frames of {layout.width}×{layout.height} px"
+            need = video_unit_bytes(batch, frames, images, cells, cell, resolution, layout.width, layout.height)
+            rows = f" × {entry.class_rows} class rows" if entry.class_rows > 1 else ""
+            what = f"{seeds} seeds{rows} in {cell} px cells, frames of {layout.width}×{layout.height} px"
         elif entry.samples is not None:  # sampled edits: a unit holds one batch of latents and images at a time
             need = dataset_unit_bytes(batch, batch, latent_bytes, resolution, entry.image_size or resolution)
             what = f"batches of {batch} sampled pairs"

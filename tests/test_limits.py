@@ -45,3 +45,18 @@ def test_a_default_cell_size_is_checked_against_the_frame_limit_once_the_resolut
     job["outputs"][0]["video"]["grid"] = [66, 1]
     assert prepare_error(tmp_path, job) == ("outputs[0].video: 66×1 cells of 256 px: frames of 17026×288 px exceed "
                                             "H.264's largest side (16,880 px)")
+
+
+def test_a_video_with_class_rows_is_estimated_with_every_image_of_its_frames(tmp_path, monkeypatch):
+    from checkpoints_biggan import TINY_BIGGAN, write_biggan
+
+    write_biggan(tmp_path / "biggan", {**TINY_BIGGAN, "num_classes": 4})
+    job = copy.deepcopy(TINY_JOB)
+    job["models"] = {"big": {"checkpoint": "biggan", "class_index": 0}}
+    job["directions"]["top"]["model"] = "big"
+    job["outputs"][0]["video"].update(classes=[0, 1, 3])  # one row per class: 4 seeds × 3 rows a frame
+    estimated = []
+    monkeypatch.setattr(render.limits, "video_unit_bytes", lambda *args: estimated.append(args) or 0)
+    prepare(load_job(write_job(tmp_path, job)))
+    _, _, images, cells, *_ = estimated[0]
+    assert (images, cells) == (12, 12)
