@@ -154,6 +154,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="percent of the pixel range a direction must change to count as changing the image "
                              "(default 2)")
     report.add_argument("--out", type=Path, help="report folder (default outputs/report/<model or job>)")
+    report.add_argument("--output-root", type=Path,
+                        help="for a JOB: where its run wrote OUTPUT_ROOT/<job name>, as given to run (default outputs)")
     report.set_defaults(command=_report)
 
     add_queue_commands(commands)
@@ -246,7 +248,7 @@ def _report(args: argparse.Namespace) -> int:
 
     out = args.out or DEFAULT_OUTPUT_ROOT / "report" / _model_label(args.target)
     changes = build_report(args.target, out, args.layers, args.top, args.seeds, args.amplitude, args.alphas,
-                           args.compare, DEFAULT_OUTPUT_ROOT, args.threshold)
+                           args.compare, args.output_root or DEFAULT_OUTPUT_ROOT, args.threshold)
     _print(f"wrote {out / 'index.html'} ({sum(len(c) for c in changes.values())} directions)")
     return 0
 

@@ -171,6 +171,18 @@ def browser():
         yield running
 
 
+def test_a_job_report_finds_the_outputs_of_a_run_with_another_output_root(tmp_path, monkeypatch):
+    monkeypatch.setenv("SEFA_RENDER_CACHE", str(tmp_path / "cache"))
+    write_dcgan(tmp_path / "g.pt")
+    job = write_job(tmp_path)
+    assert main(["run", str(job), "--workers", "0", "--no-progress", "--output-root", str(tmp_path / "elsewhere")]) == 0
+    out = tmp_path / "report"
+    assert main(["report", str(job), "--seeds", "0", "--alphas", "2", "--output-root", str(tmp_path / "elsewhere"),
+                 "--out", str(out)]) == 0
+    videos = [s for s in _sources(out / "index.html") if s.endswith(".mp4")]
+    assert videos and all(s.startswith("../elsewhere/tiny/videos/") for s in videos)
+
+
 def test_the_page_loads_in_a_real_browser_every_image_and_video_and_no_console_error(job_report, browser):
     browser.open(job_report / "index.html")
     media = browser.evaluate(PAGE_MEDIA)
