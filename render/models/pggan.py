@@ -140,7 +140,7 @@ def config_from_state(state: Mapping[str, torch.Tensor], prefix: str) -> PGGANCo
         if widths[k] != widths[k - 1]:
             fused = shapes.shape(f"layer{2 * k}.weight", 4)[:2] == (widths[k - 1], widths[k])
             break
-    return PGGANConfig(z_dim=shapes.size("layer0.weight", 4, 1), channels=widths,
+    return PGGANConfig(z_dim=shapes.size("layer0.weight", 4, 1, limit="z_dim"), channels=widths,
                        img_channels=shapes.size("output0.weight", 4, 0, limit=4), fused_scale=fused)
 
 
