@@ -39,7 +39,7 @@ from render.models.limits import SIZE_LIMITS
 __all__ = [
     "MAX_RESOLUTION", "GENFORCE_SAMPLING",
     "z_from_torch_seeds", "pixel_norm", "dense", "truncate", "check_truncation", "check_size",
-    "resolution_of", "StateShapes", "GenforceSampling", "default_truncation",
+    "resolution_of", "largest_activation", "StateShapes", "GenforceSampling", "default_truncation",
 ]
 
 MAX_RESOLUTION = 1024        # genforce's largest (`_RESOLUTIONS_ALLOWED`: 8 … 1024)
@@ -106,6 +106,14 @@ def resolution_of(count: int, what: str) -> int:
     if not 2 <= count <= int(math.log2(MAX_RESOLUTION)) - 1:
         raise CheckpointError(f"{what}: {count} resolution blocks, expected 2…{int(math.log2(MAX_RESOLUTION)) - 1} (8…{MAX_RESOLUTION} px)")
     return 4 * 2 ** (count - 1)
+
+
+def largest_activation(channels: Sequence[int]) -> int:
+    """Elements of the largest feature map of one image, for `limits.skeleton`.
+
+    At r = 4·2^k a layer reads the upsampled input of width C(r/2) and writes C(r): max of both · (r + 2)², padding included.
+    """
+    return max(max(width, channels[k - 1] if k else 0) * (4 * 2**k + 2) ** 2 for k, width in enumerate(channels))
 
 
 def default_truncation(num_layers: int) -> Sampling:

@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from render.errors import CheckpointError
-from render.models import genforce_common as gc
+from render.models import genforce_common as gc, limits
 from render.models.state import check_state
 from render.models.base import Generator, Sampling
 
@@ -146,8 +146,8 @@ def config_from_state(state: Mapping[str, torch.Tensor], prefix: str) -> PGGANCo
 
 def build(state: Mapping[str, torch.Tensor], prefix: str, container: str) -> PGGANGenerator:
     config = config_from_state(state, prefix)
-    with torch.device("meta"):
-        expected = {name: tuple(t.shape) for name, t in PGGANGenerator(config).state_dict().items()}
+    skeleton = limits.skeleton(lambda: PGGANGenerator(config), gc.largest_activation(config.channels))
+    expected = {name: tuple(t.shape) for name, t in skeleton.state_dict().items()}
     check_state(expected, state, "genforce PGGAN", lambda name: prefix + name)
     if float(state["lod"]) != 0:
         raise CheckpointError(f"{prefix}lod is {float(state['lod'])}: a PGGAN still growing (lod ≠ 0) is not supported")

@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from render.errors import CheckpointError
-from render.models import genforce_common as gc
+from render.models import genforce_common as gc, limits
 from render.models.state import check_state
 from render.models.base import Generator, Sampling
 
@@ -245,8 +245,8 @@ def config_from_state(state: Mapping[str, torch.Tensor], prefix: str) -> StyleGA
 
 def build(state: Mapping[str, torch.Tensor], prefix: str, container: str) -> StyleGANGenerator:
     config = config_from_state(state, prefix)
-    with torch.device("meta"):
-        expected = {name: tuple(t.shape) for name, t in StyleGANGenerator(config).state_dict().items()}
+    skeleton = limits.skeleton(lambda: StyleGANGenerator(config), gc.largest_activation(config.channels))
+    expected = {name: tuple(t.shape) for name, t in skeleton.state_dict().items()}
     check_state(expected, state, "genforce StyleGAN", lambda name: prefix + name)
     if float(state["synthesis.lod"]) != 0:
         raise CheckpointError(f"{prefix}synthesis.lod is {float(state['synthesis.lod'])}: "
