@@ -38,7 +38,7 @@ from render.models.limits import SIZE_LIMITS
 
 __all__ = [
     "MAX_RESOLUTION", "GENFORCE_SAMPLING",
-    "z_from_torch_seeds", "pixel_norm", "dense", "truncate", "check_truncation", "check_size",
+    "z_from_torch_seeds", "pixel_norm", "dense", "truncate", "check_size",
     "resolution_of", "largest_activation", "StateShapes", "GenforceSampling", "default_truncation",
 ]
 
@@ -82,16 +82,6 @@ def truncate(wp: torch.Tensor, w_avg: torch.Tensor, sampling: Sampling) -> torch
     coefs[:, :cutoff] *= sampling.truncation_psi
     average = w_avg.view(1, 1, -1)
     return average + (wp - average) * torch.from_numpy(coefs).to(wp)
-
-
-def check_truncation(sampling: Sampling, num_layers: int) -> str | None:
-    """Why a ψ/cutoff pair does not apply to a model with `num_layers` w+ slots, or None."""
-    psi, cutoff = sampling.truncation_psi, sampling.truncation_cutoff
-    if not math.isfinite(psi):
-        return f"truncation_psi {psi} is not a finite number"
-    if cutoff is not None and not 0 <= cutoff <= num_layers:
-        return f"truncation_cutoff {cutoff} is outside 0…{num_layers} (this model has {num_layers} w slots)"
-    return None
 
 
 def check_size(name: str, value: int, limit: int) -> int:

@@ -187,6 +187,7 @@ class _Synthesis(nn.Module):
 class StyleGANGenerator(gc.GenforceSampling, Generator):
     family = "stylegan"
     batch_sizes = {"cpu": 8, "cuda": 32}  # bounds activation memory at 1024 px; not tuned by a benchmark
+    truncates = True
 
     def __init__(self, config: StyleGANConfig):
         super().__init__()
@@ -200,12 +201,6 @@ class StyleGANGenerator(gc.GenforceSampling, Generator):
         self.requires_grad_(False)
         self.eval()
 
-    def check_sampling(self, sampling: Sampling) -> str | None:
-        problem = gc.check_truncation(sampling, self.num_layers)
-        if problem:
-            return problem
-        return super().check_sampling(Sampling(class_index=sampling.class_index))
-
     def latents(self, z: torch.Tensor, sampling: Sampling) -> torch.Tensor:
         problem = self.check_sampling(sampling)
         if problem:
@@ -215,9 +210,7 @@ class StyleGANGenerator(gc.GenforceSampling, Generator):
         return gc.truncate(wp, self.truncation.w_avg, sampling)
 
     def synthesize(self, latents: torch.Tensor) -> torch.Tensor:
-        expected = (self.num_layers, self.latent_dim)
-        if latents.ndim != 3 or tuple(latents.shape[1:]) != expected:
-            raise ValueError(f"latents have shape {tuple(latents.shape)}, expected [N, {expected[0]}, {expected[1]}]")
+        self.check_latents(latents)
         return self.synthesis(latents)
 
     def sefa_weight(self, layer: int) -> np.ndarray:
