@@ -112,6 +112,12 @@ class Generator(torch.nn.Module, abc.ABC):
             return f"class_index {sampling.class_index} is out of range for {self.c_dim} classes"
         return None
 
+    def require_sampling(self, sampling: Sampling) -> None:
+        """ValueError with `check_sampling`'s reason when `sampling` does not apply to this model."""
+        problem = self.check_sampling(sampling)
+        if problem:
+            raise ValueError(problem)
+
     def class_index(self, name: str) -> int:
         """The index of the class called `name`; ValueError when the model has no such name."""
         raise ValueError(f"{self.family} models have no class names; give the class's index")

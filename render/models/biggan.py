@@ -334,9 +334,7 @@ class BigGANGenerator(Generator):
     def latents(self, z: torch.Tensor, sampling: Sampling) -> torch.Tensor:
         """z as the network takes it (already scaled by the truncation) → [N, 1, 2·z_dim + 3] rows
         [z | class embedding | stats mix]."""
-        problem = self.check_sampling(sampling)
-        if problem:
-            raise ValueError(problem)
+        self.require_sampling(sampling)
         assert sampling.class_index is not None
         # embeddings·one_hot is exactly the class's column of the embedding matrix.
         embedding = self.embeddings.weight[:, sampling.class_index].to(z)  # [z_dim]

@@ -51,9 +51,7 @@ class GenforceStyleGAN2Generator(gc.GenforceSampling, StyleGAN2Generator):
         self.default_sampling = gc.default_truncation(self.num_layers)
 
     def latents(self, z: torch.Tensor, sampling: Sampling) -> torch.Tensor:
-        problem = self.check_sampling(sampling)
-        if problem:
-            raise ValueError(problem)
+        self.require_sampling(sampling)
         x = gc.pixel_norm(z)
         for index in range(self.mapping.num_layers):
             layer = getattr(self.mapping, f"fc{index}")

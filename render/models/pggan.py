@@ -108,9 +108,7 @@ class PGGANGenerator(gc.GenforceSampling, Generator):
         self.eval()
 
     def latents(self, z: torch.Tensor, sampling: Sampling) -> torch.Tensor:
-        problem = self.check_sampling(sampling)
-        if problem:
-            raise ValueError(problem)
+        self.require_sampling(sampling)
         return gc.pixel_norm(z)[:, None, :]  # sefa.py's code: PN(z)
 
     def synthesize(self, latents: torch.Tensor) -> torch.Tensor:

@@ -202,9 +202,7 @@ class StyleGANGenerator(gc.GenforceSampling, Generator):
         self.eval()
 
     def latents(self, z: torch.Tensor, sampling: Sampling) -> torch.Tensor:
-        problem = self.check_sampling(sampling)
-        if problem:
-            raise ValueError(problem)
+        self.require_sampling(sampling)
         w = self.mapping(z)
         wp = w.view(-1, 1, self.latent_dim).repeat(1, self.num_layers, 1)
         return gc.truncate(wp, self.truncation.w_avg, sampling)

@@ -342,9 +342,7 @@ class StyleGANGenerator(Generator):
         Truncation pulls the first `truncation_cutoff` slots (all when None)
         towards w_avg: w ← w_avg + ψ·(w − w_avg).
         """
-        problem = self.check_sampling(sampling)
-        if problem:
-            raise ValueError(problem)
+        self.require_sampling(sampling)
         c = None
         if self.c_dim > 0:
             c = torch.zeros([z.shape[0], self.c_dim], device=z.device)
