@@ -26,20 +26,23 @@ genforce/sefa computes it (`shared/research/checkpoint-formats.md` §7).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import TypeVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from render.errors import CheckpointError
-from render.models.base import Sampling
+from render.models import limits
+from render.models.base import Generator, Sampling
 from render.models.limits import SIZE_LIMITS
+from render.models.state import check_state
 
 __all__ = [
     "MAX_RESOLUTION", "GENFORCE_SAMPLING",
     "z_from_torch_seeds", "pixel_norm", "dense", "truncate", "check_size",
-    "resolution_of", "largest_activation", "StateShapes", "GenforceSampling", "default_truncation",
+    "resolution_of", "largest_activation", "load_checked", "StateShapes", "GenforceSampling", "default_truncation",
 ]
 
 MAX_RESOLUTION = 1024        # genforce's largest (`_RESOLUTIONS_ALLOWED`: 8 … 1024)
@@ -104,6 +107,27 @@ def largest_activation(channels: Sequence[int]) -> int:
     At r = 4·2^k a layer reads the upsampled input of width C(r/2) and writes C(r): max of both · (r + 2)², padding included.
     """
     return max(max(width, channels[k - 1] if k else 0) * (4 * 2**k + 2) ** 2 for k, width in enumerate(channels))
+
+
+GeneratorT = TypeVar("GeneratorT", bound=Generator)
+
+
+def load_checked(make: Callable[[], GeneratorT], channels: Sequence[int], state: Mapping[str, torch.Tensor], prefix: str,
+                 family: str, lod: str, container: str) -> GeneratorT:
+    """The generator `make()` builds, loaded from `state` in genforce's own layout (PGGAN, StyleGAN).
+
+    A skeleton first (`limits.skeleton`: shapes only, within the memory limit), the state checked
+    strictly against it, the progressive-growing buffer `lod` required to be 0; then the real network.
+    """
+    skeleton = limits.skeleton(make, largest_activation(channels))
+    expected = {name: tuple(t.shape) for name, t in skeleton.state_dict().items()}
+    check_state(expected, state, f"genforce {family}", lambda name: prefix + name)
+    if float(state[lod]) != 0:
+        raise CheckpointError(f"{prefix}{lod} is {float(state[lod])}: a {family} still growing (lod ≠ 0) is not supported")
+    generator = make()
+    generator.format = f"genforce {family} .pth ({container})"
+    generator.load_state_dict({name: tensor.float() for name, tensor in state.items()})
+    return generator
 
 
 def default_truncation(num_layers: int) -> Sampling:

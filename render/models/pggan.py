@@ -35,9 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from render.errors import CheckpointError
-from render.models import genforce_common as gc, limits
-from render.models.state import check_state
+from render.models import genforce_common as gc
 from render.models.base import Generator, Sampling
 
 __all__ = ["PGGANConfig", "PGGANGenerator", "config_from_state", "build"]
@@ -144,12 +142,4 @@ def config_from_state(state: Mapping[str, torch.Tensor], prefix: str) -> PGGANCo
 
 def build(state: Mapping[str, torch.Tensor], prefix: str, container: str) -> PGGANGenerator:
     config = config_from_state(state, prefix)
-    skeleton = limits.skeleton(lambda: PGGANGenerator(config), gc.largest_activation(config.channels))
-    expected = {name: tuple(t.shape) for name, t in skeleton.state_dict().items()}
-    check_state(expected, state, "genforce PGGAN", lambda name: prefix + name)
-    if float(state["lod"]) != 0:
-        raise CheckpointError(f"{prefix}lod is {float(state['lod'])}: a PGGAN still growing (lod ≠ 0) is not supported")
-    generator = PGGANGenerator(config)
-    generator.format = f"genforce PGGAN .pth ({container})"
-    generator.load_state_dict({name: tensor.float() for name, tensor in state.items()})
-    return generator
+    return gc.load_checked(lambda: PGGANGenerator(config), config.channels, state, prefix, "PGGAN", "lod", container)

@@ -35,9 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from render.errors import CheckpointError
-from render.models import genforce_common as gc, limits
-from render.models.state import check_state
+from render.models import genforce_common as gc
 from render.models.base import Generator, Sampling
 
 __all__ = ["StyleGANConfig", "StyleGANGenerator", "config_from_state", "build"]
@@ -236,13 +234,4 @@ def config_from_state(state: Mapping[str, torch.Tensor], prefix: str) -> StyleGA
 
 def build(state: Mapping[str, torch.Tensor], prefix: str, container: str) -> StyleGANGenerator:
     config = config_from_state(state, prefix)
-    skeleton = limits.skeleton(lambda: StyleGANGenerator(config), gc.largest_activation(config.channels))
-    expected = {name: tuple(t.shape) for name, t in skeleton.state_dict().items()}
-    check_state(expected, state, "genforce StyleGAN", lambda name: prefix + name)
-    if float(state["synthesis.lod"]) != 0:
-        raise CheckpointError(f"{prefix}synthesis.lod is {float(state['synthesis.lod'])}: "
-                              "a StyleGAN still growing (lod ≠ 0) is not supported")
-    generator = StyleGANGenerator(config)
-    generator.format = f"genforce StyleGAN .pth ({container})"
-    generator.load_state_dict({name: tensor.float() for name, tensor in state.items()})
-    return generator
+    return gc.load_checked(lambda: StyleGANGenerator(config), config.channels, state, prefix, "StyleGAN", "synthesis.lod", container)
