@@ -36,7 +36,6 @@ import torch.nn.functional as F
 from render.errors import CheckpointError
 from render.models import limits
 from render.models.base import Generator, Sampling
-from render.models.limits import SIZE_LIMITS
 from render.models.state import check_state
 
 __all__ = [
@@ -162,7 +161,7 @@ class StateShapes:
 
     def size(self, name: str, ndim: int, axis: int, limit: str | int = "channels") -> int:
         """One axis of a tensor's shape, within 1…limit: a number, or the name of a limit in `limits.SIZE_LIMITS`."""
-        bound = SIZE_LIMITS[limit][0] if isinstance(limit, str) else limit
+        bound = limits.SIZE_LIMITS[limit][0] if isinstance(limit, str) else limit
         return check_size(f"{self.prefix}{name}", self.shape(name, ndim)[axis], bound)
 
     def count(self, template: str, step: int = 1) -> int:
@@ -179,7 +178,7 @@ class StateShapes:
     def mapping(self) -> dict[str, int]:
         """z_dim, w_dim, mapping_layers and mapping_features of a StyleGAN-style mapping network."""
         self.refuse("mapping.label_weight", f"class-conditional genforce {self.family} models are not supported")
-        most = SIZE_LIMITS["mapping_layers"][0]
+        most = limits.SIZE_LIMITS["mapping_layers"][0]
         layers = sum(1 for i in range(most + 1) if f"mapping.dense{i}.weight" in self.state)
         if not 1 <= layers <= most:
             raise CheckpointError(f"{self.prefix}mapping.dense*.weight: {layers} mapping layers, expected 1…{most}")
