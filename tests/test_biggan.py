@@ -13,6 +13,8 @@ from checkpoints_biggan import TINY_BIGGAN, biggan_state_dict, write_biggan
 from render.errors import CheckpointError
 from render.models.base import Sampling
 from render.models.biggan import SpectralNormed, mix_rows, stats_mix, truncated_normal
+from render.models.biggan_loader import read_config
+from render.models.limits import MAX_SYNTHESIS_BYTES
 from render.models.registry import checkpoint_sha256, describe_checkpoint, load_generator
 
 SAMPLING = Sampling(truncation_psi=0.4, class_index=3)
@@ -91,6 +93,21 @@ def test_a_bad_checkpoint_is_a_one_line_error_naming_the_problem(tmp_path, setup
     with pytest.raises(CheckpointError, match=message) as error:
         load_generator(tmp_path)
     assert "\n" not in str(error.value)
+
+
+def test_a_config_too_big_to_synthesise_is_refused_before_anything_is_built(tmp_path):
+    # Every declared size is within its bound and the weights are tiny (ch 4), but one 8192 px image
+    # needs ~17 GiB of feature maps.
+    write_biggan(tmp_path)
+    layers = [[False, 16, 16]] + [[True, 16, 16]] * 7 + [[True, 16, 8], [True, 8, 4], [True, 4, 2], [True, 2, 1]]
+    (tmp_path / "config.json").write_text(json.dumps({**TINY_BIGGAN, "output_dim": 8192, "layers": layers}))
+    with pytest.raises(CheckpointError, match=rf"about \d+\.\d GiB .* limit of {MAX_SYNTHESIS_BYTES >> 30} GiB"):
+        load_generator(tmp_path)
+
+
+def test_the_memory_estimate_counts_the_self_attention_map():
+    # Attention before layers[4] sees 32² positions: a [1024, 256] map outweighs every feature map of this model.
+    assert read_config({**TINY_BIGGAN, "attention_layer_position": 4}).largest_activation == 1024 * 256
 
 
 def test_weights_without_their_config_are_refused_with_the_reason(tmp_path):

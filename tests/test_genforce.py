@@ -15,6 +15,7 @@ from render.directions import factorize_generator
 from render.errors import CheckpointError
 from render.layout import to_pixels
 from render.models.base import Sampling
+from render.models.limits import MAX_SYNTHESIS_BYTES
 from render.models.registry import build_generator, describe_checkpoint, load_generator
 from render.models.stylegan2 import StyleGAN2Generator, load_state
 
@@ -323,6 +324,26 @@ def test_sizes_beyond_the_limits_are_refused_before_anything_is_built():
     wide = {**SG, "mapping.dense0.weight": torch.zeros(6, 10**5)}
     with pytest.raises(CheckpointError, match=r"mapping\.dense0\.weight: size 100000 is outside 1…4096"):
         build_generator({"generator": wide}, "wide.pth")
+
+
+@pytest.mark.parametrize("family", ["pggan", "stylegan", "stylegan2"])
+def test_a_network_too_big_to_synthesise_is_refused_before_it_is_built(family):
+    # Every size within its limit, but 1024 px at 512 channels needs ~17 GiB of activations per image.
+    # Shapes only: expanded zeros, so the test allocates nothing.
+    def shaped(*shape):
+        return torch.zeros(()).expand(*shape)
+
+    if family == "pggan":
+        weights = {**PG, **{f"layer{2 * k + 1}.weight": shaped(512, 512, 3, 3) for k in range(9)},
+                   **{f"output{k}.weight": shaped(3, 512, 1, 1) for k in range(9)}}
+    else:
+        weights = SG if family == "stylegan" else SG2
+        step = 1 if family == "stylegan" else 2
+        weights = {**weights, **{f"synthesis.layer{step * k}.weight": shaped(512, 512, 3, 3) for k in range(1, 9)},
+                   **{f"synthesis.layer{2 * k + 1}.weight": shaped(512, 512, 3, 3) for k in range(9)},
+                   **{f"synthesis.output{k}.weight": shaped(3, 512, 1, 1) for k in range(9)}}
+    with pytest.raises(CheckpointError, match=rf"about \d+\.\d GiB .* limit of {MAX_SYNTHESIS_BYTES >> 30} GiB"):
+        build_generator({"generator": weights}, "big.pth")
 
 
 def test_other_containers_are_not_taken_for_genforce():

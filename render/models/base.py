@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any, ClassVar, Sequence
 
@@ -83,6 +84,8 @@ class Generator(torch.nn.Module, abc.ABC):
     c_dim: int = 0           # number of classes for conditional models, 0 otherwise
     # Slots whose affine drives a geometric transform, not content (StyleGAN3's input): used only when asked for.
     geometric_slots: ClassVar[tuple[int, ...]] = ()
+    # Whether ψ/cutoff truncation applies (w+ models pulled towards a w_avg); other models refuse it.
+    truncates: ClassVar[bool] = False
 
     def set_sizes(self, *, z_dim: int, latent_dim: int, num_layers: int, img_resolution: int, img_channels: int,
                   c_dim: int = 0) -> None:
@@ -93,8 +96,14 @@ class Generator(torch.nn.Module, abc.ABC):
     # ------------------------------------------------------------------ sampling
     def check_sampling(self, sampling: Sampling) -> str | None:
         """Why `sampling` does not apply to this model, or None when it does."""
-        if sampling.truncation_psi != 1.0 or sampling.truncation_cutoff is not None:
-            return f"{self.family} models have no truncation"
+        psi, cutoff = sampling.truncation_psi, sampling.truncation_cutoff
+        if not self.truncates:
+            if psi != 1.0 or cutoff is not None:
+                return f"{self.family} models have no truncation"
+        elif not math.isfinite(psi):
+            return f"truncation_psi {psi} is not a finite number"
+        elif cutoff is not None and not 0 <= cutoff <= self.num_layers:
+            return f"truncation_cutoff {cutoff} is outside 0…{self.num_layers} (this model has {self.num_layers} w slots)"
         if sampling.class_index is not None and self.c_dim == 0:
             return f"this {self.family} model is not class-conditional"
         if self.c_dim > 0 and sampling.class_index is None:
@@ -102,6 +111,12 @@ class Generator(torch.nn.Module, abc.ABC):
         if sampling.class_index is not None and not 0 <= sampling.class_index < self.c_dim:
             return f"class_index {sampling.class_index} is out of range for {self.c_dim} classes"
         return None
+
+    def require_sampling(self, sampling: Sampling) -> None:
+        """ValueError with `check_sampling`'s reason when `sampling` does not apply to this model."""
+        problem = self.check_sampling(sampling)
+        if problem:
+            raise ValueError(problem)
 
     def class_index(self, name: str) -> int:
         """The index of the class called `name`; ValueError when the model has no such name."""
@@ -161,6 +176,12 @@ class Generator(torch.nn.Module, abc.ABC):
     @abc.abstractmethod
     def synthesize(self, latents: torch.Tensor) -> torch.Tensor:
         """Edit-space latents [N, num_layers, latent_dim] → images [N, C, H, W] in about [-1, 1]."""
+
+    def check_latents(self, latents: torch.Tensor) -> None:
+        """ValueError unless `latents` is [N, num_layers, latent_dim]."""
+        expected = (self.num_layers, self.latent_dim)
+        if latents.ndim != 3 or tuple(latents.shape[1:]) != expected:
+            raise ValueError(f"latents have shape {tuple(latents.shape)}, expected [N, {expected[0]}, {expected[1]}]")
 
     def synthesize_moved(self, latents: torch.Tensor, moves: np.ndarray) -> torch.Tensor:
         """`synthesize`, each image moved by moves[i] = (translate x, translate y, rotate degrees); StyleGAN3 only."""

@@ -74,6 +74,21 @@ class BigGANConfig:
     def resolution(self) -> int:
         return 4 * 2 ** sum(1 for up, _, _ in self.layers if up)
 
+    @property
+    def largest_activation(self) -> int:
+        """Elements of the largest tensor one image passes through (for `limits.skeleton`).
+
+        A block's input width at its output size, padding included (its shortcut is upsampled before
+        the sum), or the self-attention map [HW, HW/4] at the attention layer's input size.
+        """
+        largest, r = 0, 4
+        for index, (up, in_mult, _) in enumerate(self.layers):
+            if index == self.attention_layer_position:
+                largest = max(largest, (r * r) ** 2 // 4)
+            r *= 2 if up else 1
+            largest = max(largest, self.channel_width * in_mult * (r + 2) ** 2)
+        return max(largest, self.channel_width * (r + 2) ** 2)
+
 
 def truncated_normal(seed: int, size: int) -> np.ndarray:
     """float32 samples of the standard normal truncated to [−2, 2], as scipy's `truncnorm.rvs(-2, 2)`
@@ -319,9 +334,7 @@ class BigGANGenerator(Generator):
     def latents(self, z: torch.Tensor, sampling: Sampling) -> torch.Tensor:
         """z as the network takes it (already scaled by the truncation) → [N, 1, 2·z_dim + 3] rows
         [z | class embedding | stats mix]."""
-        problem = self.check_sampling(sampling)
-        if problem:
-            raise ValueError(problem)
+        self.require_sampling(sampling)
         assert sampling.class_index is not None
         # embeddings·one_hot is exactly the class's column of the embedding matrix.
         embedding = self.embeddings.weight[:, sampling.class_index].to(z)  # [z_dim]

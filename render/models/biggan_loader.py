@@ -19,17 +19,16 @@ What is accepted, and why nothing else:
 from __future__ import annotations
 
 import json
-import math
 import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
 
 from render.errors import CheckpointError
 from render.models.biggan import BigGANConfig, BigGANGenerator
+from render.models import limits
 from render.models.checkpoint import read_checkpoint
 from render.models.state import check_state
 
@@ -41,13 +40,13 @@ FIRST_KEY = "generator.gen_z.weight_orig"
 CONFIG_KEYS = ("output_dim", "z_dim", "class_embed_dim", "channel_width", "num_classes", "layers",
                "attention_layer_position", "eps", "n_stats")
 # Bounds on declared sizes: far above the released models (ch 128, z 128, 1000 classes, 14 blocks)
-# and far below what would exhaust memory before the shapes are compared.
+# and far below what would exhaust memory before the shapes are compared; the network they imply
+# is then held to `limits.MAX_SYNTHESIS_BYTES` by `limits.skeleton`.
 MAX_WIDTH = 2048          # z_dim, channel_width
 MAX_MULTIPLIER = 64       # per-layer channel multipliers
 MAX_BLOCKS = 32
 MAX_CLASSES = 100_000
 MAX_STATS = 1001
-MAX_ELEMENTS = 2_000_000_000  # numbers in the whole network (the 512 px model has 56 M)
 
 
 @dataclass(frozen=True)
@@ -197,10 +196,6 @@ def _check_structure(config: BigGANConfig) -> None:
 
 def _check_state(config: BigGANConfig, state: Mapping[str, Any]) -> None:
     """Every tensor the config implies, with its shape, and no other; checked on shapes alone
-    (a meta-device model) before the real network is allocated."""
-    with torch.device("meta"):
-        shapes = {name: tuple(t.shape) for name, t in BigGANGenerator(config).state_dict().items()}
-    total = sum(math.prod(shape) for shape in shapes.values())
-    if total > MAX_ELEMENTS:
-        raise CheckpointError(f"the config declares {total:,} weights, more than the limit of {MAX_ELEMENTS:,}")
-    check_state(shapes, state, "BigGAN-deep")
+    (a skeleton, within the memory limit) before the real network is allocated."""
+    skeleton = limits.skeleton(lambda: BigGANGenerator(config), config.largest_activation)
+    check_state({name: tuple(t.shape) for name, t in skeleton.state_dict().items()}, state, "BigGAN-deep")

@@ -17,32 +17,34 @@ genforce/sefa computes it (`shared/research/checkpoint-formats.md` §7).
 - **Layers.** Dense and conv weights are stored unscaled and multiplied at run
   time by `wscale = gain/√fan_in · lr_mul`; the same product in the same
   order gives the same floats.
-- **Limits.** Hyper-parameters are read from tensor shapes and checked against
-  `MAX_RESOLUTION`, `MAX_WIDTH` and `MAX_MAPPING_LAYERS` before any module is
-  built, so a hostile file cannot make us allocate a huge network.
+- **Limits.** Hyper-parameters are read from tensor shapes and checked before
+  any module is built: the resolution against genforce's own range (8 …
+  `MAX_RESOLUTION`), every width and depth against sefa-render's shared
+  `limits.SIZE_LIMITS`, so a hostile file cannot make us allocate a huge network.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import TypeVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from render.errors import CheckpointError
-from render.models.base import Sampling
+from render.models import limits
+from render.models.base import Generator, Sampling
+from render.models.state import check_state
 
 __all__ = [
-    "MAX_RESOLUTION", "MAX_WIDTH", "MAX_MAPPING_LAYERS", "GENFORCE_SAMPLING",
-    "z_from_torch_seeds", "pixel_norm", "dense", "truncate", "check_truncation", "check_size",
-    "resolution_of", "StateShapes", "GenforceSampling", "default_truncation",
+    "MAX_RESOLUTION", "GENFORCE_SAMPLING",
+    "z_from_torch_seeds", "pixel_norm", "dense", "truncate", "check_size",
+    "resolution_of", "largest_activation", "load_checked", "StateShapes", "GenforceSampling", "default_truncation",
 ]
 
 MAX_RESOLUTION = 1024        # genforce's largest (`_RESOLUTIONS_ALLOWED`: 8 … 1024)
-MAX_WIDTH = 4096             # channels, z and w sizes
-MAX_MAPPING_LAYERS = 32
 GENFORCE_SAMPLING = Sampling(truncation_psi=0.7, truncation_cutoff=8)  # sefa.py's --trunc_psi, --trunc_layers
 
 
@@ -84,17 +86,7 @@ def truncate(wp: torch.Tensor, w_avg: torch.Tensor, sampling: Sampling) -> torch
     return average + (wp - average) * torch.from_numpy(coefs).to(wp)
 
 
-def check_truncation(sampling: Sampling, num_layers: int) -> str | None:
-    """Why a ψ/cutoff pair does not apply to a model with `num_layers` w+ slots, or None."""
-    psi, cutoff = sampling.truncation_psi, sampling.truncation_cutoff
-    if not math.isfinite(psi):
-        return f"truncation_psi {psi} is not a finite number"
-    if cutoff is not None and not 0 <= cutoff <= num_layers:
-        return f"truncation_cutoff {cutoff} is outside 0…{num_layers} (this model has {num_layers} w slots)"
-    return None
-
-
-def check_size(name: str, value: int, limit: int = MAX_WIDTH) -> int:
+def check_size(name: str, value: int, limit: int) -> int:
     """`value` if 1 ≤ value ≤ limit, else a CheckpointError naming the tensor it came from."""
     if not 1 <= value <= limit:
         raise CheckpointError(f"{name}: size {value} is outside 1…{limit}")
@@ -106,6 +98,35 @@ def resolution_of(count: int, what: str) -> int:
     if not 2 <= count <= int(math.log2(MAX_RESOLUTION)) - 1:
         raise CheckpointError(f"{what}: {count} resolution blocks, expected 2…{int(math.log2(MAX_RESOLUTION)) - 1} (8…{MAX_RESOLUTION} px)")
     return 4 * 2 ** (count - 1)
+
+
+def largest_activation(channels: Sequence[int]) -> int:
+    """Elements of the largest feature map of one image, for `limits.skeleton`.
+
+    At r = 4·2^k a layer reads the upsampled input of width C(r/2) and writes C(r): max of both · (r + 2)², padding included.
+    """
+    return max(max(width, channels[k - 1] if k else 0) * (4 * 2**k + 2) ** 2 for k, width in enumerate(channels))
+
+
+GeneratorT = TypeVar("GeneratorT", bound=Generator)
+
+
+def load_checked(make: Callable[[], GeneratorT], channels: Sequence[int], state: Mapping[str, torch.Tensor], prefix: str,
+                 family: str, lod: str, container: str) -> GeneratorT:
+    """The generator `make()` builds, loaded from `state` in genforce's own layout (PGGAN, StyleGAN).
+
+    A skeleton first (`limits.skeleton`: shapes only, within the memory limit), the state checked
+    strictly against it, the progressive-growing buffer `lod` required to be 0; then the real network.
+    """
+    skeleton = limits.skeleton(make, largest_activation(channels))
+    expected = {name: tuple(t.shape) for name, t in skeleton.state_dict().items()}
+    check_state(expected, state, f"genforce {family}", lambda name: prefix + name)
+    if float(state[lod]) != 0:
+        raise CheckpointError(f"{prefix}{lod} is {float(state[lod])}: a {family} still growing (lod ≠ 0) is not supported")
+    generator = make()
+    generator.format = f"genforce {family} .pth ({container})"
+    generator.load_state_dict({name: tensor.float() for name, tensor in state.items()})
+    return generator
 
 
 def default_truncation(num_layers: int) -> Sampling:
@@ -138,9 +159,10 @@ class StateShapes:
             raise CheckpointError(f"{self.prefix}{name} has shape {tuple(tensor.shape)}, expected {ndim} dimensions")
         return tuple(tensor.shape)
 
-    def size(self, name: str, ndim: int, axis: int, limit: int = MAX_WIDTH) -> int:
-        """One axis of a tensor's shape, within 1…limit."""
-        return check_size(f"{self.prefix}{name}", self.shape(name, ndim)[axis], limit)
+    def size(self, name: str, ndim: int, axis: int, limit: str | int = "channels") -> int:
+        """One axis of a tensor's shape, within 1…limit: a number, or the name of a limit in `limits.SIZE_LIMITS`."""
+        bound = limits.SIZE_LIMITS[limit][0] if isinstance(limit, str) else limit
+        return check_size(f"{self.prefix}{name}", self.shape(name, ndim)[axis], bound)
 
     def count(self, template: str, step: int = 1) -> int:
         """How many resolution blocks: how many of template.format(0), template.format(step), … the state holds."""
@@ -156,16 +178,17 @@ class StateShapes:
     def mapping(self) -> dict[str, int]:
         """z_dim, w_dim, mapping_layers and mapping_features of a StyleGAN-style mapping network."""
         self.refuse("mapping.label_weight", f"class-conditional genforce {self.family} models are not supported")
-        layers = sum(1 for i in range(MAX_MAPPING_LAYERS + 1) if f"mapping.dense{i}.weight" in self.state)
-        if not 1 <= layers <= MAX_MAPPING_LAYERS:
-            raise CheckpointError(f"{self.prefix}mapping.dense*.weight: {layers} mapping layers, expected 1…{MAX_MAPPING_LAYERS}")
-        w_dim = self.size("synthesis.layer0.style.weight", 2, 1)
+        most = limits.SIZE_LIMITS["mapping_layers"][0]
+        layers = sum(1 for i in range(most + 1) if f"mapping.dense{i}.weight" in self.state)
+        if not 1 <= layers <= most:
+            raise CheckpointError(f"{self.prefix}mapping.dense*.weight: {layers} mapping layers, expected 1…{most}")
+        w_dim = self.size("synthesis.layer0.style.weight", 2, 1, limit="w_dim")
         last = f"mapping.dense{layers - 1}.weight"
         if self.shape(last, 2)[0] != w_dim:
             raise CheckpointError(f"{self.prefix}{last} gives {self.shape(last, 2)[0]} values but the styles read "
                                   f"w of size {w_dim} (per-layer w, repeat_w=False, is not supported)")
         return {
-            "z_dim": self.size("mapping.dense0.weight", 2, 1),
+            "z_dim": self.size("mapping.dense0.weight", 2, 1, limit="z_dim"),
             "w_dim": w_dim,
             "mapping_layers": layers,
             "mapping_features": self.size("mapping.dense0.weight", 2, 0) if layers > 1 else w_dim,

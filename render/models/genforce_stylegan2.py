@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from render.errors import CheckpointError
-from render.models import genforce_common as gc
+from render.models import genforce_common as gc, limits
 from render.models.state import check_state
 from render.models.base import Sampling
 from render.models.stylegan2 import StyleGAN2Config, StyleGAN2Generator, load_state
@@ -51,9 +51,7 @@ class GenforceStyleGAN2Generator(gc.GenforceSampling, StyleGAN2Generator):
         self.default_sampling = gc.default_truncation(self.num_layers)
 
     def latents(self, z: torch.Tensor, sampling: Sampling) -> torch.Tensor:
-        problem = self.check_sampling(sampling)
-        if problem:
-            raise ValueError(problem)
+        self.require_sampling(sampling)
         x = gc.pixel_norm(z)
         for index in range(self.mapping.num_layers):
             layer = getattr(self.mapping, f"fc{index}")
@@ -120,8 +118,9 @@ def _filter_names(config: StyleGAN2Config) -> list[str]:
 def build(state: Mapping[str, torch.Tensor], prefix: str, container: str) -> GenforceStyleGAN2Generator:
     config = config_from_state(state, prefix)
     table, filters = _name_table(config), _filter_names(config)
-    with torch.device("meta"):
-        canonical_shapes = {name: tuple(t.shape) for name, t in StyleGAN2Generator(config).state_dict().items()}
+    format_name = f"genforce StyleGAN2 .pth ({container})"
+    skeleton = limits.skeleton(lambda: GenforceStyleGAN2Generator(config, format=format_name), config.largest_activation)
+    canonical_shapes = {name: tuple(t.shape) for name, t in skeleton.state_dict().items()}
     expected = {source: canonical_shapes[target] for source, target in table.items()}
     expected["synthesis.early_layer.const"] = (1, *canonical_shapes["synthesis.b4.const"])
     for source, target in table.items():
@@ -143,6 +142,5 @@ def build(state: Mapping[str, torch.Tensor], prefix: str, container: str) -> Gen
     for name in canonical_shapes:
         if name.endswith("resample_filter"):
             canonical[name] = resample_filter
-    generator = GenforceStyleGAN2Generator(config, format=f"genforce StyleGAN2 .pth ({container})")
     reverse = {target: source for source, target in table.items()}
-    return load_state(generator, canonical, lambda name: prefix + reverse.get(name, name))
+    return load_state(skeleton, canonical, lambda name: prefix + reverse.get(name, name))

@@ -46,7 +46,7 @@ class Reader:
 
     def int(self, name: str) -> int:
         value = self.attr(name)
-        if not isinstance(value, numbers.Integral) or isinstance(value, bool):
+        if not _is_integer(value):
             raise CheckpointError(f"{self.path}.{name} is {bounded_repr(value)}, expected an integer")
         return int(value)
 
@@ -72,23 +72,22 @@ class Reader:
         return value
 
     def shape(self, name: str) -> tuple[int, ...]:
-        tensor = self.record.params.get(name, self.record.buffers.get(name))
-        if tensor is None:
+        shape = self.optional_shape(name)
+        if shape is None:
             raise CheckpointError(f"missing tensor {self.path}.{name}")
-        return tuple(tensor.shape)
+        return shape
 
     def pair(self, name: str) -> tuple[int, int]:
         """A stored (width, height): numpy int arrays of shape [2] in StyleGAN3."""
         value = self.attr(name)
         items = list(value) if isinstance(value, (np.ndarray, list, tuple)) else []
-        if len(items) != 2 or not all(isinstance(item, numbers.Integral) and not isinstance(item, (bool, np.bool_)) for item in items):
+        if len(items) != 2 or not all(_is_integer(item) for item in items):
             raise CheckpointError(f"{self.path}.{name} is {bounded_repr(value)}, expected two integers")
         return int(items[0]), int(items[1])
 
     def ints(self, name: str, count: int) -> tuple[int, ...]:
         value = self.attr(name)
-        if not isinstance(value, (list, tuple)) or len(value) != count or not all(
-                isinstance(item, numbers.Integral) and not isinstance(item, (bool, np.bool_)) for item in value):
+        if not isinstance(value, (list, tuple)) or len(value) != count or not all(_is_integer(item) for item in value):
             raise CheckpointError(f"{self.path}.{name} is {bounded_repr(value)}, expected {count} integers")
         return tuple(int(item) for item in value)
 
@@ -96,6 +95,11 @@ class Reader:
         """The tensor's shape, or None where the record stores no tensor of that name (NVIDIA's `None` buffers)."""
         tensor = self.record.params.get(name, self.record.buffers.get(name))
         return None if tensor is None else tuple(tensor.shape)
+
+
+def _is_integer(value: Any) -> bool:
+    """A Python or numpy integer; booleans are not (numpy's are no numbers.Integral anyway)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def mapping_fields(g: Reader, mapping: Reader) -> dict[str, Any]:

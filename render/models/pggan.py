@@ -35,9 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from render.errors import CheckpointError
 from render.models import genforce_common as gc
-from render.models.state import check_state
 from render.models.base import Generator, Sampling
 
 __all__ = ["PGGANConfig", "PGGANGenerator", "config_from_state", "build"]
@@ -108,9 +106,7 @@ class PGGANGenerator(gc.GenforceSampling, Generator):
         self.eval()
 
     def latents(self, z: torch.Tensor, sampling: Sampling) -> torch.Tensor:
-        problem = self.check_sampling(sampling)
-        if problem:
-            raise ValueError(problem)
+        self.require_sampling(sampling)
         return gc.pixel_norm(z)[:, None, :]  # sefa.py's code: PN(z)
 
     def synthesize(self, latents: torch.Tensor) -> torch.Tensor:
@@ -140,18 +136,10 @@ def config_from_state(state: Mapping[str, torch.Tensor], prefix: str) -> PGGANCo
         if widths[k] != widths[k - 1]:
             fused = shapes.shape(f"layer{2 * k}.weight", 4)[:2] == (widths[k - 1], widths[k])
             break
-    return PGGANConfig(z_dim=shapes.size("layer0.weight", 4, 1), channels=widths,
+    return PGGANConfig(z_dim=shapes.size("layer0.weight", 4, 1, limit="z_dim"), channels=widths,
                        img_channels=shapes.size("output0.weight", 4, 0, limit=4), fused_scale=fused)
 
 
 def build(state: Mapping[str, torch.Tensor], prefix: str, container: str) -> PGGANGenerator:
     config = config_from_state(state, prefix)
-    with torch.device("meta"):
-        expected = {name: tuple(t.shape) for name, t in PGGANGenerator(config).state_dict().items()}
-    check_state(expected, state, "genforce PGGAN", lambda name: prefix + name)
-    if float(state["lod"]) != 0:
-        raise CheckpointError(f"{prefix}lod is {float(state['lod'])}: a PGGAN still growing (lod ≠ 0) is not supported")
-    generator = PGGANGenerator(config)
-    generator.format = f"genforce PGGAN .pth ({container})"
-    generator.load_state_dict({name: tensor.float() for name, tensor in state.items()})
-    return generator
+    return gc.load_checked(lambda: PGGANGenerator(config), config.channels, state, prefix, "PGGAN", "lod", container)

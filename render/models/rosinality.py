@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from render.errors import CheckpointError
+from render.models.state import check_names
 from render.models.stylegan2 import StyleGAN2Config, StyleGAN2Generator, load_state, skeleton
 
 __all__ = ["recognize", "build", "W_AVG_SAMPLES", "W_AVG_SEED"]
@@ -174,14 +175,8 @@ def _canonical_state(state: Mapping[str, torch.Tensor], config: StyleGAN2Config,
     """`state` under canonical names and shapes, checked strictly (names as the file has them)."""
     table = _name_table(config)
     filters = _filter_names(config)
-    missing = [name for name in [*table, *filters] if name not in state]
-    if missing:
-        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
-        raise CheckpointError(f"missing tensor g_ema.{missing[0]}{more}")
-    unexpected = [name for name in state if name not in table and name not in filters]
-    if unexpected:
-        listed = ", ".join(f"g_ema.{name}" for name in unexpected[:8])
-        raise CheckpointError(f"unexpected tensors for a rosinality StyleGAN2 generator: {listed}{' …' if len(unexpected) > 8 else ''}")
+    # Names strictly; shapes below, where leading singleton axes may differ.
+    check_names([*table, *filters], state, "rosinality StyleGAN2", lambda name: f"g_ema.{name}")
 
     expected = generator.state_dict()
     canonical = {}

@@ -7,14 +7,31 @@ name present with its exact shape and floating-point values, and no other name
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Collection, Mapping
 
 import torch
 
 from render.errors import CheckpointError
 from render.untrusted import bounded_text
 
-__all__ = ["check_state"]
+__all__ = ["check_names", "check_state"]
+
+
+def check_names(expected: Collection[str], state: Mapping[str, Any], generator_name: str,
+                source_name: Callable[[str], str] = lambda name: name) -> None:
+    """Raise CheckpointError naming the first missing tensor, or the unexpected ones.
+
+    For loaders that check shapes their own way; `check_state` checks names and exact shapes.
+    """
+    missing = [name for name in expected if name not in state]
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise CheckpointError(f"missing tensor {source_name(missing[0])}{more} for a {generator_name} generator")
+    known = set(expected)
+    unexpected = [name for name in state if name not in known]
+    if unexpected:
+        listed = ", ".join(bounded_text(source_name(name), 60) for name in unexpected[:8])
+        raise CheckpointError(f"unexpected tensors for a {generator_name} generator: {listed}{' …' if len(unexpected) > 8 else ''}")
 
 
 def check_state(expected: Mapping[str, tuple[int, ...]], state: Mapping[str, Any], generator_name: str,
@@ -24,14 +41,7 @@ def check_state(expected: Mapping[str, tuple[int, ...]], state: Mapping[str, Any
     `expected`: shape by canonical name; `source_name` turns a canonical name into the
     checkpoint's own, for messages.
     """
-    missing = [name for name in expected if name not in state]
-    if missing:
-        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
-        raise CheckpointError(f"missing tensor {source_name(missing[0])}{more} for a {generator_name} generator")
-    unexpected = [name for name in state if name not in expected]
-    if unexpected:
-        listed = ", ".join(bounded_text(source_name(name), 60) for name in unexpected[:8])
-        raise CheckpointError(f"unexpected tensors for a {generator_name} generator: {listed}{' …' if len(unexpected) > 8 else ''}")
+    check_names(expected, state, generator_name, source_name)
     for name, shape in expected.items():
         tensor = state[name]
         if not isinstance(tensor, torch.Tensor):

@@ -35,9 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from render.errors import CheckpointError
 from render.models import genforce_common as gc
-from render.models.state import check_state
 from render.models.base import Generator, Sampling
 
 __all__ = ["StyleGANConfig", "StyleGANGenerator", "config_from_state", "build"]
@@ -187,6 +185,7 @@ class _Synthesis(nn.Module):
 class StyleGANGenerator(gc.GenforceSampling, Generator):
     family = "stylegan"
     batch_sizes = {"cpu": 8, "cuda": 32}  # bounds activation memory at 1024 px; not tuned by a benchmark
+    truncates = True
 
     def __init__(self, config: StyleGANConfig):
         super().__init__()
@@ -200,24 +199,14 @@ class StyleGANGenerator(gc.GenforceSampling, Generator):
         self.requires_grad_(False)
         self.eval()
 
-    def check_sampling(self, sampling: Sampling) -> str | None:
-        problem = gc.check_truncation(sampling, self.num_layers)
-        if problem:
-            return problem
-        return super().check_sampling(Sampling(class_index=sampling.class_index))
-
     def latents(self, z: torch.Tensor, sampling: Sampling) -> torch.Tensor:
-        problem = self.check_sampling(sampling)
-        if problem:
-            raise ValueError(problem)
+        self.require_sampling(sampling)
         w = self.mapping(z)
         wp = w.view(-1, 1, self.latent_dim).repeat(1, self.num_layers, 1)
         return gc.truncate(wp, self.truncation.w_avg, sampling)
 
     def synthesize(self, latents: torch.Tensor) -> torch.Tensor:
-        expected = (self.num_layers, self.latent_dim)
-        if latents.ndim != 3 or tuple(latents.shape[1:]) != expected:
-            raise ValueError(f"latents have shape {tuple(latents.shape)}, expected [N, {expected[0]}, {expected[1]}]")
+        self.check_latents(latents)
         return self.synthesis(latents)
 
     def sefa_weight(self, layer: int) -> np.ndarray:
@@ -245,13 +234,4 @@ def config_from_state(state: Mapping[str, torch.Tensor], prefix: str) -> StyleGA
 
 def build(state: Mapping[str, torch.Tensor], prefix: str, container: str) -> StyleGANGenerator:
     config = config_from_state(state, prefix)
-    with torch.device("meta"):
-        expected = {name: tuple(t.shape) for name, t in StyleGANGenerator(config).state_dict().items()}
-    check_state(expected, state, "genforce StyleGAN", lambda name: prefix + name)
-    if float(state["synthesis.lod"]) != 0:
-        raise CheckpointError(f"{prefix}synthesis.lod is {float(state['synthesis.lod'])}: "
-                              "a StyleGAN still growing (lod ≠ 0) is not supported")
-    generator = StyleGANGenerator(config)
-    generator.format = f"genforce StyleGAN .pth ({container})"
-    generator.load_state_dict({name: tensor.float() for name, tensor in state.items()})
-    return generator
+    return gc.load_checked(lambda: StyleGANGenerator(config), config.channels, state, prefix, "StyleGAN", "synthesis.lod", container)

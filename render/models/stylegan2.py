@@ -29,7 +29,6 @@ Choices a reader might otherwise undo:
 from __future__ import annotations
 
 import abc
-import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Protocol, TypeVar
@@ -323,6 +322,7 @@ class StyleGANGenerator(Generator):
     default_sampling = Sampling(truncation_psi=0.7, truncation_cutoff=8)
     # The batch runs as one grouped convolution (groups = batch); on a CPU its per-image speed falls as groups grow.
     batch_sizes = {"cpu": 8, "cuda": 32}
+    truncates = True
 
     def __init__(self, config: Any, format: str, synthesis: nn.Module):
         super().__init__()
@@ -336,23 +336,13 @@ class StyleGANGenerator(Generator):
         self.eval()
 
     # ------------------------------------------------------------------ sampling
-    def check_sampling(self, sampling: Sampling) -> str | None:
-        psi, cutoff = sampling.truncation_psi, sampling.truncation_cutoff
-        if not math.isfinite(psi):
-            return f"truncation_psi {psi} is not a finite number"
-        if cutoff is not None and not 0 <= cutoff <= self.num_layers:
-            return f"truncation_cutoff {cutoff} is outside 0…{self.num_layers} (this model has {self.num_layers} w slots)"
-        return super().check_sampling(dataclasses.replace(sampling, truncation_psi=1.0, truncation_cutoff=None))
-
     def latents(self, z: torch.Tensor, sampling: Sampling) -> torch.Tensor:
         """z [N, z_dim] → truncated w+ [N, num_ws, w_dim].
 
         Truncation pulls the first `truncation_cutoff` slots (all when None)
         towards w_avg: w ← w_avg + ψ·(w − w_avg).
         """
-        problem = self.check_sampling(sampling)
-        if problem:
-            raise ValueError(problem)
+        self.require_sampling(sampling)
         c = None
         if self.c_dim > 0:
             c = torch.zeros([z.shape[0], self.c_dim], device=z.device)
@@ -369,10 +359,6 @@ class StyleGANGenerator(Generator):
         self.check_latents(latents)
         return self.synthesis(latents)
 
-    def check_latents(self, latents: torch.Tensor) -> None:
-        expected = (self.num_layers, self.latent_dim)
-        if latents.ndim != 3 or tuple(latents.shape[1:]) != expected:
-            raise ValueError(f"latents have shape {tuple(latents.shape)}, expected [N, {expected[0]}, {expected[1]}]")
 
     # ------------------------------------------------------------------ SeFa
     @abc.abstractmethod

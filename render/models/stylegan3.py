@@ -46,6 +46,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from render.errors import CheckpointError
+from render.models import limits
 from render.models.base import Sampling
 from render.models.ops import bias_act, modulated_conv2d, upfirdn2d
 from render.models.stylegan2 import FullyConnectedLayer, StyleGANGenerator
@@ -129,9 +130,13 @@ class StyleGAN3Config:
     mapping_activation: str = "lrelu"
 
     def __post_init__(self) -> None:
+        limits.check_sizes(img_resolution=self.img_resolution, z_dim=self.z_dim, w_dim=self.w_dim, c_dim=self.c_dim,
+                           mapping_layers=self.mapping_layers,
+                           channels=max((self.input_channels, self.mapping_features, self.embed_features,
+                                         *(layer.out_channels for layer in self.layers))))
         problems = []
         r = self.img_resolution
-        if not 1 <= r <= 4096 or self.img_channels < 1 or self.w_dim < 1 or self.mapping_layers < 1:
+        if r < 1 or self.img_channels < 1 or self.w_dim < 1 or self.mapping_layers < 1:
             problems.append(f"img_resolution {r}, img_channels {self.img_channels}, w_dim {self.w_dim} or "
                             f"mapping layers {self.mapping_layers} out of range")
         if not self.layers or not self.layers[-1].is_torgb or any(layer.is_torgb for layer in self.layers[:-1]):
