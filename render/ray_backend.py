@@ -39,6 +39,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import functools
 import logging
 import os
 import signal
@@ -191,8 +192,12 @@ class RayCluster:
         fault_injection = os.environ.get("SEFA_RENDER_FAULTS")  # the tests' (render/faults.py); local workers inherit it
         if fault_injection:
             resources["runtime_env"] = {"env_vars": {"SEFA_RENDER_FAULTS": fault_injection}}
-        actor_class = self.ray.remote(concurrency_groups={PROGRESS_GROUP: 1})(_UnitActor)
-        return actor_class.options(**resources).remote(slot, context)
+        return self._actor_class.options(**resources).remote(slot, context)
+
+    @functools.cached_property
+    def _actor_class(self) -> Any:
+        """`_UnitActor` as a Ray actor class: made (and exported to the cluster) once, not per actor started."""
+        return self.ray.remote(concurrency_groups={PROGRESS_GROUP: 1})(_UnitActor)
 
     def run(self, context: RenderContext, book: Bookkeeping, observer: Observer, slots: list[WorkerSlot]) -> None:
         """Render what `book` hands out on one actor per slot, with the pool's policy; mutates `book`."""
