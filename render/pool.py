@@ -218,13 +218,7 @@ def _run_in_process(context: RenderContext, book: Bookkeeping, observer: Observe
             observer.progress(unit, steps)
             faults.after_progress(unit)  # with no workers, a "kill" fault kills the run itself
 
-        try:
-            faults.before_unit(unit)
-            result = execute_unit(context, unit, generators.for_unit(unit), progress)
-        except Exception as error:
-            book.fail(unit, _describe(error), traceback.format_exc(), observer)
-        else:
-            book.finish(unit, result, observer)
+        book.settle(unit, attempt_unit(context, unit, generators, progress), observer)
 
 
 def _run_in_processes(context: RenderContext, book: Bookkeeping, observer: Observer, slots: list[WorkerSlot]) -> None:
