@@ -12,6 +12,7 @@ import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -101,18 +102,9 @@ def read_direction_file(path: Path, latent_dim: int) -> np.ndarray:
     """
     try:
         with open(path, "rb") as file:
-            magic = file.read(len(_NPY_MAGIC))
-    except OSError as error:
+            array = _load_npy(file)
+    except OSError as error:  # opening, or reading the magic; `_load_npy` words the errors of what follows
         raise ValueError(f"cannot read the file ({error.strerror})") from None
-    if magic != _NPY_MAGIC:  # np.load would call anything else "pickled data"
-        kind = ("a .npz archive" if magic.startswith(b"PK\x03\x04") else "pickled data" if magic.startswith(b"\x80")
-                else "text" if magic and all(32 <= byte < 127 or byte in b"\t\r\n" for byte in magic) else "another format")
-        raise ValueError(f"not a .npy file (it holds {kind}; write one array with numpy.save)")
-    try:
-        _check_declared_size(path)
-        array = np.load(path, allow_pickle=False)  # never unpickle: a .npy can carry objects
-    except (ValueError, OSError, EOFError) as error:
-        raise ValueError(f"not a readable .npy array ({error})") from None
     if array.ndim == 1:
         array = array[None, :]
     if array.ndim != 2 or array.shape[1] != latent_dim or array.shape[0] == 0 or not np.issubdtype(array.dtype, np.number):
@@ -130,21 +122,36 @@ def read_direction_file(path: Path, latent_dim: int) -> np.ndarray:
     return np.where(already_unit, array, unit)
 
 
+def _load_npy(file: BinaryIO) -> np.ndarray:
+    """The one array of an open .npy file; ValueError says what else the file holds or what is wrong with it."""
+    magic = file.read(len(_NPY_MAGIC))
+    if magic != _NPY_MAGIC:  # np.load would call anything else "pickled data"
+        kind = ("a .npz archive" if magic.startswith(b"PK\x03\x04") else "pickled data" if magic.startswith(b"\x80")
+                else "text" if magic and all(32 <= byte < 127 or byte in b"\t\r\n" for byte in magic) else "another format")
+        raise ValueError(f"not a .npy file (it holds {kind}; write one array with numpy.save)")
+    try:
+        file.seek(0)
+        _check_declared_size(file)
+        file.seek(0)
+        return np.load(file, allow_pickle=False)  # never unpickle: a .npy can carry objects
+    except (ValueError, OSError, EOFError) as error:
+        raise ValueError(f"not a readable .npy array ({error})") from None
+
+
 _NPY_HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
 
 
-def _check_declared_size(path: Path) -> None:
-    """Raise ValueError unless the .npy header's shape fits in the bytes after it.
+def _check_declared_size(file: BinaryIO) -> None:
+    """Raise ValueError unless the .npy header's shape fits in the bytes after it (`file` is read from its start).
 
     np.load allocates what the header declares before reading: a 100-byte file
     declaring shape (10⁵, 10⁵) asks for 75 GiB.
     """
-    with open(path, "rb") as f:
-        version = np.lib.format.read_magic(f)
-        if version not in _NPY_HEADER_READERS:  # 3.0 exists only for structured dtypes with non-latin-1 names
-            raise ValueError(f".npy format version {version} is not supported")
-        shape, _, dtype = _NPY_HEADER_READERS[version](f)
-        stored = os.fstat(f.fileno()).st_size - f.tell()
+    version = np.lib.format.read_magic(file)
+    if version not in _NPY_HEADER_READERS:  # 3.0 exists only for structured dtypes with non-latin-1 names
+        raise ValueError(f".npy format version {version} is not supported")
+    shape, _, dtype = _NPY_HEADER_READERS[version](file)
+    stored = os.fstat(file.fileno()).st_size - file.tell()
     declared = math.prod(shape) * dtype.itemsize
     if declared > stored:
         raise ValueError(f"its header declares shape {shape} ({declared:,} bytes) but only {stored:,} bytes follow")

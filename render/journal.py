@@ -43,8 +43,13 @@ __all__ = ["Journal", "sha256_of"]
 
 def sha256_of(path: Path) -> str:
     """The sha256 of a file's content, read in full every time (never cached: it is what checks the file)."""
+    return _size_and_sha256(path)["sha256"]
+
+
+def _size_and_sha256(path: Path) -> dict[str, Any]:
+    """A file's journal record, {"size", "sha256"}, from one open of it (a link is refused)."""
     with open(path, "rb", opener=safe_fs.no_follow) as file:
-        return hashlib.file_digest(file, "sha256").hexdigest()
+        return {"size": os.fstat(file.fileno()).st_size, "sha256": hashlib.file_digest(file, "sha256").hexdigest()}
 
 
 class Journal:
@@ -54,8 +59,7 @@ class Journal:
 
     def append(self, unit_id: str, files: list[str], result: dict[str, Any]) -> None:
         """Record `unit_id` as finished with the size and sha256 of each of its files (paths relative to root)."""
-        records = {file: {"size": (self.root / file).stat().st_size, "sha256": sha256_of(self.root / file)}
-                   for file in files}
+        records = {file: _size_and_sha256(self.root / file) for file in files}
         line = json.dumps({"unit_id": unit_id, "files": records, "result": result}, separators=(",", ":")) + "\n"
         path = safe_fs.job_path(self.root, self.path.relative_to(self.root))  # raises OutputLost if the folder went
         data = line.encode("utf-8")

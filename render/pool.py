@@ -30,6 +30,7 @@ Coordinator state, owned and mutated only by the coordinator (`Bookkeeping`):
     attempts:  {unit_id: int}     how often each unit was started
     finished:  {unit_id: result}  committed units (the caller journals them)
     failed:    {unit_id: Failure} units that used up their attempts
+    idle_deaths: int              workers that died before taking a unit
 and, in `_run_in_processes`:
     workers:   {index: (process, connection)}
     in_flight: {index: Unit}      what each busy worker renders
@@ -52,7 +53,7 @@ import signal
 import traceback
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Iterator, Protocol
 
 from render import faults
 from render.devices import WorkerSlot, enter_slot
@@ -125,6 +126,7 @@ class Bookkeeping:
         self.attempts: dict[str, int] = {}
         self.finished: dict[str, dict[str, Any]] = {}
         self.failed: dict[str, Failure] = {}
+        self.idle_deaths = 0  # workers that died before taking a unit
 
     def waiting(self) -> bool:
         """Whether a unit waits to be handed out (asking the feed for one when the queue is empty)."""
@@ -138,6 +140,29 @@ class Bookkeeping:
         unit = self.queue.popleft()
         self.attempts[unit.unit_id] = self.attempts.get(unit.unit_id, 0) + 1
         return unit
+
+    def assign(self, idle: set[int]) -> Iterator[tuple[int, Unit]]:
+        """Pair idle workers (lowest index first) with waiting units; mutates `idle`: a worker yielded is busy."""
+        for index in sorted(idle):
+            unit = self.next_unit()
+            if unit is None:
+                return
+            idle.discard(index)
+            yield index, unit
+
+    def settle(self, unit: Unit, message: tuple, observer: Observer) -> None:
+        """Record a worker's answer for `unit` (`attempt_unit`'s message): finished, or failed (maybe to retry)."""
+        if message[0] == "finished":
+            self.finish(unit, message[2], observer)
+        else:
+            self.fail(unit, message[2], message[3], observer)
+
+    def died_idle(self, workers: int, error: str) -> None:
+        """Count a worker that died before taking a unit (no unit lost); more than three per worker mean they cannot
+        start: RenderError(`error`)."""
+        self.idle_deaths += 1
+        if self.idle_deaths > 3 * workers:
+            raise RenderError(error) from None  # raised while handling the death: its own error is in `error`
 
     def finish(self, unit: Unit, result: dict[str, Any], observer: Observer) -> None:
         self.finished[unit.unit_id] = result
@@ -193,13 +218,7 @@ def _run_in_process(context: RenderContext, book: Bookkeeping, observer: Observe
             observer.progress(unit, steps)
             faults.after_progress(unit)  # with no workers, a "kill" fault kills the run itself
 
-        try:
-            faults.before_unit(unit)
-            result = execute_unit(context, unit, generators.for_unit(unit), progress)
-        except Exception as error:
-            book.fail(unit, _describe(error), traceback.format_exc(), observer)
-        else:
-            book.finish(unit, result, observer)
+        book.settle(unit, attempt_unit(context, unit, generators, progress), observer)
 
 
 def _run_in_processes(context: RenderContext, book: Bookkeeping, observer: Observer, slots: list[WorkerSlot]) -> None:
@@ -207,7 +226,6 @@ def _run_in_processes(context: RenderContext, book: Bookkeeping, observer: Obser
     workers: dict[int, tuple[multiprocessing.process.BaseProcess, Connection]] = {}
     in_flight: dict[int, Unit] = {}
     idle: set[int] = set()
-    deaths_while_idle = 0
     lifeline, lifeline_held = spawn.Pipe(duplex=False)  # we hold the write end until the workers are gone
 
     def start(index: int) -> None:
@@ -227,14 +245,10 @@ def _run_in_processes(context: RenderContext, book: Bookkeeping, observer: Obser
         else:
             unit = in_flight.pop(index)
             assert unit.unit_id == message[1], "a worker reported on a unit it was not given"
-            if kind == "finished":
-                book.finish(unit, message[2], observer)
-            else:
-                book.fail(unit, message[2], message[3], observer)
+            book.settle(unit, message, observer)
             idle.add(index)
 
     def replace_dead(index: int) -> None:
-        nonlocal deaths_while_idle
         process, connection = workers.pop(index)
         while connection.poll():  # what it sent before dying still counts
             try:
@@ -248,22 +262,17 @@ def _run_in_processes(context: RenderContext, book: Bookkeeping, observer: Obser
         if unit is not None:
             book.fail(unit, f"worker process died (exit code {process.exitcode})", "", observer)
         else:
-            deaths_while_idle += 1
-            if deaths_while_idle > 3 * len(slots):
-                raise RenderError(f"worker processes keep dying before taking work (last exit code {process.exitcode})")
+            book.died_idle(len(slots),
+                           f"worker processes keep dying before taking work (last exit code {process.exitcode})")
         start(index)
 
     try:
         for index in range(len(slots)):
             start(index)
         while in_flight or book.waiting():  # a feed is asked ahead only when nothing is in flight
-            for index in sorted(idle):
-                unit = book.next_unit()
-                if unit is None:
-                    break
+            for index, unit in book.assign(idle):
                 workers[index][1].send(unit)
                 in_flight[index] = unit
-                idle.discard(index)
             sources = {connection: index for index, (_, connection) in workers.items()}
             sentinels = {process.sentinel: index for index, (process, _) in workers.items()}
             for ready in wait([*sources, *sentinels]):

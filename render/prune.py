@@ -35,8 +35,8 @@ def prune(output_dir: Path, job: Job, units: list[Unit], finished: dict[str, dic
     stale |= _dropped_metadata(stale, job) | set(_dropped_direction_sets(output_dir, job))
     removed = []
     for relative in sorted(stale):
-        path = output_dir / relative
-        if _inside(path, output_dir) and path.is_file() and not path.is_symlink():
+        path = safe_fs.existing_file(output_dir, relative)
+        if path is not None:
             path.unlink()
             removed.append(relative)
             _remove_empty_parents(path.parent, output_dir)
@@ -65,11 +65,8 @@ def _dropped_direction_sets(output_dir: Path, job: Job) -> Iterable[str]:
                 yield from (f"{path}/{name}" for name in artifact.get("files", []))
 
 
-def _inside(path: Path, folder: Path) -> bool:
-    return path.resolve().is_relative_to(folder.resolve())
-
-
 def _remove_empty_parents(folder: Path, output_dir: Path) -> None:
-    while folder != output_dir and _inside(folder, output_dir) and not any(folder.iterdir()):
+    """`folder` and the folders above it up to `output_dir`, while empty (reached through no link: `existing_file`)."""
+    while folder != output_dir and not any(folder.iterdir()):
         folder.rmdir()
         folder = folder.parent

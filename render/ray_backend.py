@@ -39,6 +39,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import functools
 import logging
 import os
 import signal
@@ -191,8 +192,12 @@ class RayCluster:
         fault_injection = os.environ.get("SEFA_RENDER_FAULTS")  # the tests' (render/faults.py); local workers inherit it
         if fault_injection:
             resources["runtime_env"] = {"env_vars": {"SEFA_RENDER_FAULTS": fault_injection}}
-        actor_class = self.ray.remote(concurrency_groups={PROGRESS_GROUP: 1})(_UnitActor)
-        return actor_class.options(**resources).remote(slot, context)
+        return self._actor_class.options(**resources).remote(slot, context)
+
+    @functools.cached_property
+    def _actor_class(self) -> Any:
+        """`_UnitActor` as a Ray actor class: made (and exported to the cluster) once, not per actor started."""
+        return self.ray.remote(concurrency_groups={PROGRESS_GROUP: 1})(_UnitActor)
 
     def run(self, context: RenderContext, book: Bookkeeping, observer: Observer, slots: list[WorkerSlot]) -> None:
         """Render what `book` hands out on one actor per slot, with the pool's policy; mutates `book`."""
@@ -217,7 +222,6 @@ class _Driver:
         self.starting: dict[Any, int] = {}
         self.in_flight: dict[Any, tuple[int, Unit]] = {}
         self.idle: set[int] = set()
-        self.deaths_while_idle = 0
 
     def run(self) -> None:
         ray = self.ray
@@ -238,12 +242,8 @@ class _Driver:
         ray = self.ray
         asked = time.monotonic()
         while self.in_flight or self.book.waiting():  # a feed is asked ahead only when nothing is in flight
-            for index in sorted(self.idle):
-                unit = self.book.next_unit()
-                if unit is None:
-                    break
+            for index, unit in self.book.assign(self.idle):
                 self.in_flight[self.actors[index].render.remote(unit)] = (index, unit)
-                self.idle.discard(index)
             done, waiting = ray.wait([*self.starting, *self.in_flight], num_returns=1, timeout=POLL_S)
             check_sigterm()
             if done and waiting:
@@ -277,9 +277,8 @@ class _Driver:
             try:
                 where = self.ray.get(ref)
             except errors as error:  # it died starting: no unit lost, but a cluster that cannot start actors is an error
-                self.deaths_while_idle += 1
-                if self.deaths_while_idle > 3 * len(self.slots):
-                    raise RenderError(f"Ray actors keep dying before taking work (last: {_first_line(error)})") from None
+                self.book.died_idle(len(self.slots),
+                                    f"Ray actors keep dying before taking work (last: {_first_line(error)})")
                 self._replace(index)
                 return
             _check_actor(self.slots[index], where)
@@ -294,10 +293,7 @@ class _Driver:
             return
         if steps:
             self.observer.progress(unit, steps)
-        if message[0] == "finished":
-            self.book.finish(unit, message[2], self.observer)
-        else:
-            self.book.fail(unit, message[2], message[3], self.observer)
+        self.book.settle(unit, message, self.observer)
         self.idle.add(index)
 
     def _take_progress(self) -> None:

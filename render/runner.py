@@ -47,7 +47,7 @@ from render.sinks.dataset import merge_rows
 from render.spec import Job, load_job
 
 __all__ = ["RunSummary", "run_job", "DEFAULT_OUTPUT_ROOT", "DEFAULT_RETRIES", "prepare_output_dir", "locked_output_dir",
-           "job_journal", "save_directions", "finish_outputs"]
+           "job_journal", "save_directions", "finish_outputs", "failure_entry"]
 
 DEFAULT_OUTPUT_ROOT = Path("outputs")
 DEFAULT_RETRIES = 2
@@ -101,7 +101,7 @@ def run_job(job_path: Path, output_root: Path = DEFAULT_OUTPUT_ROOT, *, device: 
         directions = save_directions(prepared, output_dir, failures)
         units = plan(job, prepared.models, prepared.direction_sets)
         journal = job_journal(output_dir)
-        journaled = journal.finished()
+        journaled = journal.finished() if prune or not force else {}  # it hashes every output: not for nothing
         finished = {} if force else journaled
         pruned = prune_stale(output_dir, job, units, journaled) if prune else []
         todo = [unit for unit in units if unit.unit_id not in finished]
@@ -164,14 +164,18 @@ class _RunObserver:
         self.bar.set_postfix_str(f"units {self.units_done}/{self.units_total}")
 
 
+def failure_entry(unit_id: str | None, what: str, error: str, attempts: int = 1, traceback: str = "") -> dict[str, Any]:
+    """One entry of the summary's and the manifest's `failed` list; `unit_id` None: a file of the coordinator's."""
+    return {"unit_id": unit_id, "what": what, "error": error, "attempts": attempts, "traceback": traceback}
+
+
 def _describe_failure(unit: Unit, failure: Failure) -> dict[str, Any]:
-    return {"unit_id": unit.unit_id, "what": unit.label, "error": failure.error, "attempts": failure.attempts,
-            "traceback": failure.traceback}
+    return failure_entry(unit.unit_id, unit.label, failure.error, failure.attempts, failure.traceback)
 
 
 def _unwritten(what: str, error: WriteFailed) -> dict[str, Any]:
     """A failure entry for a file the coordinator could not write (disk full, file size limit)."""
-    return {"unit_id": None, "what": what, "error": f"{type(error).__name__}: {error}", "attempts": 1, "traceback": ""}
+    return failure_entry(None, what, f"{type(error).__name__}: {error}")
 
 
 def prepare_output_dir(output_root: Path, name: str) -> Path:

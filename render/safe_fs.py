@@ -14,6 +14,9 @@ over, deletes or reads back inside a job folder is reached through here:
   not leave the folder (no absolute paths, no `..`), every folder on the way
   must be a real directory (missing ones are created) and the entry itself
   must not be a link. A job folder that vanished raises `OutputLost`.
+  `existing_file` is its counterpart for removing files (`run --prune`): it
+  creates nothing and answers None for anything but a regular file reached
+  through real folders.
 - Files are opened with `O_NOFOLLOW` (`no_follow`, for `open(opener=…)`),
   temporary files are created with `O_EXCL` as well (`create_new`), a final
   name is replaced only when it is not a link (`replace`), and sizes come
@@ -35,8 +38,8 @@ from pathlib import Path, PurePosixPath
 
 from render.errors import OutputError, OutputLost
 
-__all__ = ["job_folder", "job_path", "check_directory", "no_follow", "create_new", "replace", "read_text",
-           "regular_size", "reason"]
+__all__ = ["job_folder", "job_path", "existing_file", "check_directory", "no_follow", "create_new", "replace",
+           "read_text", "regular_size", "reason"]
 
 
 def reason(error: OSError) -> str:
@@ -89,8 +92,8 @@ def job_path(root: Path, relative: str | PurePosixPath, *, folder: bool = False)
     Missing folders on the way are created (with `folder=True` the entry itself
     is a folder, created too). Raises `OutputError` naming the offending path.
     """
-    parts = PurePosixPath(relative).parts
-    if not parts or PurePosixPath(relative).is_absolute() or ".." in parts:
+    parts = _parts_inside(relative)
+    if parts is None:
         raise OutputError(f"{root}: {str(relative)!r} would leave the job folder")
     check_directory(root, lost=True)
     current = Path(root)
@@ -112,6 +115,32 @@ def job_path(root: Path, relative: str | PurePosixPath, *, folder: bool = False)
     if os.path.islink(final):
         raise _refuse_link(final)
     return final
+
+
+def existing_file(root: Path, relative: str | PurePosixPath) -> Path | None:
+    """`root/relative` if it is a regular file inside the job folder `root`, reached through no link; else None.
+
+    For clean-up: unlike `job_path` it creates nothing and refuses nothing, it only tells what is plainly ours.
+    """
+    parts = _parts_inside(relative)
+    if parts is None:
+        return None
+    path = Path(root)
+    for part in parts[:-1]:
+        path = path / part
+        try:
+            if not stat.S_ISDIR(os.lstat(path).st_mode):  # a link or a file on the way
+                return None
+        except OSError:
+            return None
+    path = path / parts[-1]
+    return path if regular_size(path) is not None else None
+
+
+def _parts_inside(relative: str | PurePosixPath) -> tuple[str, ...] | None:
+    """The parts of a job-relative path, or None if it is empty or would leave the folder (absolute, `..`)."""
+    parts = PurePosixPath(relative).parts
+    return None if not parts or PurePosixPath(relative).is_absolute() or ".." in parts else parts
 
 
 def no_follow(path: str | os.PathLike, flags: int, mode: int = 0o666) -> int:

@@ -9,13 +9,15 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 import render.directions
 import render.pool
 from jobs import TINY_JOB, write_job
-from render.errors import OutputError
+from render.errors import OutputError, RenderError
+from render.pool import Bookkeeping
 from render.runner import run_job
 
 REPO = Path(__file__).resolve().parents[1]
@@ -211,3 +213,35 @@ def test_a_unit_that_ran_out_of_memory_is_not_retried(tmp_path, monkeypatch):
     summary = run_job(write_job(tmp_path), tmp_path / "outputs", workers=0, retries=2, progress=False)
     assert {f["attempts"] for f in summary.failed} == {1}
     assert summary.failed[0]["error"] == "MemoryError: cannot allocate 1.5 PiB"
+
+
+class _Recorder:
+    """An observer that notes what the pool told it."""
+
+    def __init__(self):
+        self.events = []
+
+    def progress(self, unit, steps):
+        self.events.append(("progress", unit.unit_id, steps))
+
+    def unit_finished(self, unit, result):
+        self.events.append(("finished", unit.unit_id))
+
+    def unit_failed(self, unit, failure, will_retry):
+        self.events.append(("failed", unit.unit_id, will_retry))
+
+
+def test_bookkeeping_hands_units_to_idle_workers_settles_answers_and_gives_up_on_workers_that_never_start():
+    units = [SimpleNamespace(unit_id=name) for name in "abc"]
+    book, observer, idle = Bookkeeping(units, retries=1), _Recorder(), {2, 0}
+    assert [(index, unit.unit_id) for index, unit in book.assign(idle)] == [(0, "a"), (2, "b")] and not idle
+    book.settle(units[0], ("finished", "a", {"files": []}), observer)
+    book.settle(units[1], ("failed", "b", "ValueError: no", "trace"), observer)
+    assert observer.events == [("finished", "a"), ("failed", "b", True)]
+    idle = {1}
+    assert [(index, unit.unit_id) for index, unit in book.assign(idle)] == [(1, "c")]
+    assert book.finished == {"a": {"files": []}} and [unit.unit_id for unit in book.queue] == ["b"]
+    for _ in range(3 * 2):
+        book.died_idle(2, "workers keep dying")
+    with pytest.raises(RenderError, match="workers keep dying"):
+        book.died_idle(2, "workers keep dying")

@@ -16,6 +16,7 @@ import torch
 from jobs import TINY_JOB, write_job
 from render.errors import SpecError
 from render.factorize import sefa
+from render.journal import Journal
 from render.models.registry import load_generator
 from render.runner import run_job
 
@@ -254,3 +255,15 @@ def test_what_the_coordinator_cannot_write_is_reported_in_one_line_each_and_exit
     assert main(["run", str(job), "--workers", "0", "--no-progress"]) == 0
     assert "rendered 1 units" in capsys.readouterr().out  # the unit whose journal line was lost
     assert (folder / "manifest.json").is_file() and (folder / "datasets/pairs/train/metadata.jsonl").is_file()
+
+
+def test_force_does_not_verify_the_journal_unless_it_prunes(tmp_path, monkeypatch):
+    job = write_job(tmp_path)
+    run_job(job, tmp_path / "outputs", workers=0, progress=False)
+    verified = []
+    original = Journal.finished
+    monkeypatch.setattr(Journal, "finished", lambda self, *a: verified.append(1) or original(self, *a))
+    forced = run_job(job, tmp_path / "outputs", workers=0, force=True, progress=False)
+    assert (forced.rendered, forced.skipped, verified) == (4, 0, [])  # every file would be hashed for nothing
+    pruned = run_job(job, tmp_path / "outputs", workers=0, force=True, prune=True, progress=False)
+    assert (pruned.rendered, pruned.skipped, pruned.pruned, verified) == (4, 0, [], [1])

@@ -99,6 +99,20 @@ def test_a_path_that_would_leave_the_job_folder_is_refused(tmp_path, relative):
         safe_fs.job_path(tmp_path, relative)
 
 
+def test_existing_file_is_only_a_regular_file_reached_through_real_folders(tmp_path, precious):
+    job = tmp_path / "job"
+    (job / "videos").mkdir(parents=True)
+    (job / "videos" / "a.mp4").write_text("ours")
+    (job / "linked").symlink_to(tmp_path)
+    (job / "videos" / "link.mp4").symlink_to(precious)
+    assert safe_fs.existing_file(job, "videos/a.mp4") == job / "videos" / "a.mp4"
+    for relative in ["linked/precious.txt", "videos/link.mp4", "../precious.txt", "/etc/passwd", "videos/missing.mp4",
+                     "videos/a.mp4/x", "videos", ""]:
+        assert safe_fs.existing_file(job, relative) is None, relative
+    assert not (job / "missing").exists()
+    assert safe_fs.existing_file(job, "missing/a.mp4") is None and not (job / "missing").exists()  # creates nothing
+
+
 def test_a_deleted_job_folder_is_reported_as_lost(tmp_path):
     with pytest.raises(OutputLost, match="deleted during the run"):
         safe_fs.job_path(tmp_path / "gone", "manifest.json")

@@ -206,6 +206,14 @@ def _ensure_schema(connection: sqlite3.Connection, where: str) -> None:
             raise QueueError(f"{where}: was made by a newer sefa-render (schema {version}; this one reads {SCHEMA_VERSION})")
 
 
+def _after_attempt(unit: sqlite3.Row) -> str:
+    """Where a RUNNING unit (with its `job_state`) goes when its attempt ends unfinished (an error, a lost lease):
+    CANCELLED with its job, FAILED once it used up `MAX_ATTEMPTS`, else back to PENDING."""
+    if unit["job_state"] == "CANCELLED":
+        return "CANCELLED"
+    return "FAILED" if unit["attempts"] >= MAX_ATTEMPTS else "PENDING"
+
+
 @contextlib.contextmanager
 def _immediate(connection: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     """One write transaction: BEGIN IMMEDIATE … COMMIT, rolled back on any exception."""
@@ -333,12 +341,9 @@ class QueueStore:
                              "WHERE u.state = 'RUNNING' AND u.lease_expires < ?", (now,)).fetchall()
         for unit in expired:
             lost = f"{unit['label']}: worker {unit['lease_owner']} stopped responding (lease expired)"
-            if unit["job_state"] == "CANCELLED":
-                state, message = "CANCELLED", f"{lost}; the job is cancelled"
-            elif unit["attempts"] >= MAX_ATTEMPTS:
-                state, message = "FAILED", f"{lost}; failed after {unit['attempts']} attempts"
-            else:
-                state, message = "PENDING", f"{lost}; handing it out again"
+            state = _after_attempt(unit)
+            message = {"CANCELLED": f"{lost}; the job is cancelled", "PENDING": f"{lost}; handing it out again",
+                       "FAILED": f"{lost}; failed after {unit['attempts']} attempts"}[state]
             db.execute("UPDATE units SET state = ?, error = coalesce(?, error), lease_owner = NULL, lease_token = NULL, "
                        "lease_expires = NULL, finished_at = ? WHERE job_id = ? AND unit_id = ?",
                        (state, "worker lost (lease expired)" if state == "FAILED" else None,
@@ -469,12 +474,9 @@ class QueueStore:
             unit = self._held(db, claim, now)
             if unit is None:
                 return False
-            if unit["job_state"] == "CANCELLED":
-                state, outcome = "CANCELLED", "the job is cancelled"
-            elif unit["attempts"] >= MAX_ATTEMPTS:
-                state, outcome = "FAILED", f"giving up after {unit['attempts']} attempts"
-            else:
-                state, outcome = "PENDING", "retrying"
+            state = _after_attempt(unit)
+            outcome = {"CANCELLED": "the job is cancelled", "PENDING": "retrying",
+                       "FAILED": f"giving up after {unit['attempts']} attempts"}[state]
             db.execute("UPDATE units SET state = ?, error = ?, traceback = ?, finished_at = ?, lease_owner = NULL, "
                        "lease_token = NULL, lease_expires = NULL WHERE job_id = ? AND unit_id = ?",
                        (state, error, trace, None if state == "PENDING" else now, claim.job_id, claim.unit_id))

@@ -45,7 +45,8 @@ from render.pool import IN_PROCESS_CPU, Cluster, Failure, run_units
 from render.prepare import Prepared, prepare
 from render.queue.store import Claim, QueueError, QueueStore, new_owner, open_store
 from render.queue.submit import load_frozen
-from render.runner import finish_outputs, job_journal, locked_output_dir, prepare_output_dir, save_directions
+from render.runner import (failure_entry, finish_outputs, job_journal, locked_output_dir, prepare_output_dir,
+                           save_directions)
 
 __all__ = ["run_worker", "IDLE_POLL_S"]
 
@@ -224,8 +225,8 @@ def _render(store: QueueStore, session: _Session, owner: str, lease_s: float, he
 def _conclude(store: QueueStore, session: _Session, owner: str) -> None:
     rows = store.units(session.job_id)
     finished = {row["unit_id"]: json.loads(row["result"]) for row in rows if row["state"] == "SUCCEEDED"}
-    failures = [{"unit_id": row["unit_id"], "what": row["label"], "error": row["error"], "attempts": row["attempts"],
-                 "traceback": row["traceback"] or ""} for row in rows if row["state"] == "FAILED"]
+    failures = [failure_entry(row["unit_id"], row["label"], row["error"], row["attempts"], row["traceback"] or "")
+                for row in rows if row["state"] == "FAILED"]
     run = {"rendered_units": sum(row["state"] == "SUCCEEDED" and row["seconds"] is not None for row in rows),
            "skipped_units": sum(row["state"] == "SUCCEEDED" and row["seconds"] is None for row in rows),
            "failed_units": len(failures)}
