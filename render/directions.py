@@ -16,14 +16,15 @@ from typing import BinaryIO
 
 import numpy as np
 
-from render import directions_cache
+from render import cache, directions_cache
 from render.errors import RenderWarning
 from render.factorize import sefa
+from render.models import zoo
 from render.models.base import Generator
 from render.ranges import IndexSelection, format_indices
 from render.sinks.atomic import atomic_path
 
-__all__ = ["DirectionSet", "factorize_generator", "cached_factorization", "read_direction_file", "resolve_components",
+__all__ = ["DirectionSet", "factorize_generator", "cached_factorization", "sefa_directions", "read_direction_file", "resolve_components",
            "save_direction_set"]
 
 DEFAULT_SEFA_COMPONENTS = 5  # render the top five SeFa directions unless told otherwise
@@ -85,6 +86,16 @@ def cached_factorization(generator: Generator, checkpoint_sha256: str, layers: t
     except OSError as error:
         warnings.warn(f"{path}: cannot cache the directions ({error.strerror or error})", RenderWarning, stacklevel=2)
     return directions, eigenvalues, "computed"
+
+
+def sefa_directions(generator: Generator, checkpoint_sha256: str, layers: tuple[int, ...],
+                    weights: str = "default") -> tuple[np.ndarray, np.ndarray, str]:
+    """SeFa of `generator`'s layers through the user's directions cache, or computed where the cache cannot be used:
+    (directions, eigenvalues, source). Raises `NothingToFactorize` and, for a variant the family lacks, ValueError."""
+    cache_root = cache.usable(zoo.cache_dir())
+    if cache_root is None:
+        return *factorize_generator(generator, layers, weights), "computed"
+    return cached_factorization(generator, checkpoint_sha256, layers, cache_root, weights)
 
 
 _NPY_MAGIC = b"\x93NUMPY"

@@ -13,9 +13,7 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from render import cache
-from render.directions import (DirectionSet, cached_factorization, factorize_generator, read_direction_file,
-                               resolve_components)
+from render.directions import DirectionSet, read_direction_file, resolve_components, sefa_directions
 from render.errors import CheckpointError, SpecError
 from render.factorize import NothingToFactorize
 from render.limits import check_units_fit
@@ -152,11 +150,8 @@ def prepare(job: Job) -> tuple[Prepared, dict[str, Generator]]:
 
 def _sefa(generator: Generator, checkpoint_sha256: str, layers: tuple[int, ...], weights: str, field: str) -> tuple:
     """(directions, eigenvalues, source): from the cache where it can be used, else computed."""
-    cache_root = cache.usable(zoo.cache_dir())
     try:
-        if cache_root is None:
-            return (*factorize_generator(generator, layers, weights), "computed")
-        return cached_factorization(generator, checkpoint_sha256, layers, cache_root, weights)
+        return sefa_directions(generator, checkpoint_sha256, layers, weights)
     except NothingToFactorize as error:
         raise CheckpointError(f"{field}.layers: {error}") from None
     except ValueError as error:  # a variant the family does not have

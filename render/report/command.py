@@ -6,8 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from render import cache
-from render.directions import DirectionSet, cached_factorization, factorize_generator, read_direction_file
+from render.directions import DirectionSet, read_direction_file, sefa_directions
 from render.errors import CheckpointError, OutputError, SpecError
 from render.factorize import NothingToFactorize
 from render.limits import MAX_ABS_ALPHA
@@ -106,12 +105,8 @@ def model_sets(generator, sha256: str, layers: list[str] | None, top: int) -> li
 
 def _sefa_set(generator, sha256: str, text: str, layers: tuple[int, ...], top: int) -> ReportSet:
     """SeFa of these slots, through the directions cache where it is usable (work done once), top `top` shown."""
-    root = cache.usable(zoo.cache_dir())
     try:
-        if root is None:
-            directions, eigenvalues = factorize_generator(generator, layers)
-        else:
-            directions, eigenvalues = cached_factorization(generator, sha256, layers, root)[:2]
+        directions, eigenvalues, _ = sefa_directions(generator, sha256, layers)
     except NothingToFactorize as error:
         raise CheckpointError(f"--layers {text}: {error}") from None
     return ReportSet(f"layers {text}", DirectionSet("sefa", layers, directions, eigenvalues),
