@@ -35,7 +35,7 @@ from render.sinks.background import BackgroundWriter
 from render.sinks.video import VideoWriter
 from render.spec import DatasetSpec, InputTransformSpec, Job
 
-__all__ = ["RenderContext", "execute_unit"]
+__all__ = ["RenderContext", "execute_unit", "render_pixels"]
 
 Progress = Callable[[int], None]
 _AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -62,7 +62,7 @@ def execute_unit(context: RenderContext, unit: Unit, generator: Generator, progr
         if isinstance(unit, VideoUnit):
             return _render_video(context, unit, generator, progress)
         if isinstance(unit, sampled.SampledShard):
-            return sampled.render_shard(context, unit, generator, progress, _pixels)
+            return sampled.render_shard(context, unit, generator, progress, render_pixels)
         return _render_dataset_shard(context, unit, generator, progress)
 
 
@@ -75,7 +75,7 @@ def _precision(generator: Generator, precision: str) -> Iterator[None]:
             yield
 
 
-def _pixels(generator: Generator, latents: torch.Tensor, size: int | None, precision: str,
+def render_pixels(generator: Generator, latents: torch.Tensor, size: int | None, precision: str,
             describe: Callable[[int], str], moves: np.ndarray | None = None) -> np.ndarray:
     """Latents [N, num_layers, latent_dim] → uint8 images [N, size, size, 3] in host memory.
 
@@ -140,7 +140,7 @@ def _render_video(context: RenderContext, unit: VideoUnit, generator: Generator,
     direction_text = f"direction {unit.component}" + (f" ({direction_set.names[unit.component]})"
                                                       if unit.component in direction_set.names else "")
     moves = _camera_moves(video.camera, len(alphas))  # [frames, 3] or None
-    originals = (_pixels(generator, latents, cell, model.precision, lambda i: f"seed {unit.seeds[i]}, unedited")
+    originals = (render_pixels(generator, latents, cell, model.precision, lambda i: f"seed {unit.seeds[i]}, unedited")
                  if video.side_by_side and moves is None else None)
     frames_per_batch = max(1, generator.batch_size // count)
 
@@ -156,14 +156,14 @@ def _render_video(context: RenderContext, unit: VideoUnit, generator: Generator,
             per_code = torch.from_numpy(batch_alphas).to(latents).repeat_interleave(count)
             edited = generator.edit(codes, direction, per_code, direction_set.layers)
             frame_moves = None if moves is None else np.repeat(moves[start:start + len(batch_alphas)], count, axis=0)
-            cells = _pixels(generator, edited, cell, model.precision,  # frame-major: latent i is frame i // count
+            cells = render_pixels(generator, edited, cell, model.precision,  # frame-major: latent i is frame i // count
                             lambda i: f"seed {unit.seeds[i % count]}, {direction_text}, α {batch_alphas[i // count]:+g}",
                             frame_moves)
             cells = cells.reshape(len(batch_alphas), count, cell, cell, 3)
             if video.side_by_side:
                 # The originals move with the camera too.
                 pairs = (np.broadcast_to(originals, cells.shape) if originals is not None else
-                         _pixels(generator, codes, cell, model.precision,
+                         render_pixels(generator, codes, cell, model.precision,
                                  lambda i: f"seed {unit.seeds[i % count]}, unedited", frame_moves).reshape(cells.shape))
                 cells = np.stack([pairs, cells], axis=2).reshape(len(batch_alphas), 2 * count, cell, cell, 3)
             labels = ([label_strip(_label_text(direction_set, unit.component, float(a)), layout.width, layout.label_height)
@@ -219,7 +219,7 @@ def _render_dataset_shard(context: RenderContext, unit: DatasetShard, generator:
     batch = generator.batch_size
     with BackgroundWriter() as background:
         for start in range(0, len(all_codes), batch):
-            pixels = _pixels(generator, all_codes[start:start + batch], dataset.image_size, model.precision,
+            pixels = render_pixels(generator, all_codes[start:start + batch], dataset.image_size, model.precision,
                              lambda i: f"{split}/{names[start + i]}")
             background.submit(write, pixels, names[start:start + batch])
             progress(len(pixels))

@@ -162,7 +162,7 @@ def test_every_family_synthesizes_on_the_gpu_like_on_the_cpu(tmp_path, family):
     def pixels(device: str, precision: str) -> np.ndarray:
         moved = generator.to(device)
         codes = latents.to(device)
-        return execute._pixels(moved, codes, None, precision, str, moves if generator.geometric_slots else None)
+        return execute.render_pixels(moved, codes, None, precision, str, moves if generator.geometric_slots else None)
 
     cpu = pixels("cpu", "fp32")
     for precision in TOLERANCE:
@@ -173,7 +173,7 @@ def test_pixels_come_back_from_the_gpu_through_pinned_memory(tmp_path):
     restore = enter_slot(WorkerSlot(GPU, torch.get_num_threads()))  # as a worker: deterministic cuDNN
     generator = load_generator(WRITERS["dcgan"](tmp_path)).to(GPU)
     latents = generator.latents_from_seeds(list(range(5)))
-    pixels = execute._pixels(generator, latents, 24, "fp16", str)
+    pixels = execute.render_pixels(generator, latents, 24, "fp16", str)
     assert torch.from_numpy(pixels).is_pinned()
     with torch.autocast("cuda", dtype=torch.float16):
         images = generator.synthesize(latents)

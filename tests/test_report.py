@@ -15,7 +15,7 @@ from checkpoints_stylegan2 import write_nvidia_pickle
 from jobs import write_job
 from render.cli import main
 from render.directions import factorize_generator
-from render.execute import _pixels
+from render.execute import render_pixels
 from render.models.registry import load_generator
 from render.ranges import parse_selection
 from render.report import change_of, compare, report_alphas, report_cell_size
@@ -55,7 +55,7 @@ def test_model_report_is_a_self_contained_folder_whose_sheets_are_the_generators
     for column, alpha in enumerate(report_alphas(3.0, 3)):
         edited = generator.edit(latents, torch.from_numpy(directions[1]), torch.full((2,), alpha), (0,))
         with torch.no_grad():
-            expected = _pixels(generator, edited, cell, "fp32", str)
+            expected = render_pixels(generator, edited, cell, "fp32", str)
         for row in range(2):  # JPEG: within a few levels of the generator's own pixels (random weights: noise)
             cell_pixels = grid[row * cell:(row + 1) * cell, column * cell:(column + 1) * cell]
             assert np.abs(cell_pixels - expected[row]).mean() < 4.0 < np.abs(cell_pixels - expected[1 - row]).mean()

@@ -23,7 +23,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from render.directions import DirectionSet
-from render.execute import _pixels
+from render.execute import render_pixels
 from render.layout import default_cell_size, label_strip
 from render.models.base import Generator, Sampling
 from render.sinks.atomic import write_bytes, write_text
@@ -74,7 +74,7 @@ def edited_pixels(generator: Generator, latents: torch.Tensor, direction_set: Di
     per_code = torch.from_numpy(alphas).to(latents).repeat_interleave(seeds).repeat(len(components))
     directions = torch.from_numpy(direction_set.directions[list(components)]).to(latents)
     edited = generator.edit(codes, directions.repeat_interleave(per_direction, dim=0), per_code, direction_set.layers)
-    pixels = _pixels(generator, edited, cell, precision,
+    pixels = render_pixels(generator, edited, cell, precision,
                      lambda i: f"direction {components[i // per_direction]}, α {alphas[i // seeds % steps]:+g}")
     return pixels.reshape(len(components), steps, seeds, cell, cell, 3)
 
