@@ -227,10 +227,10 @@ def _conclude(store: QueueStore, session: _Session, owner: str) -> None:
     finished = {row["unit_id"]: json.loads(row["result"]) for row in rows if row["state"] == "SUCCEEDED"}
     failures = [failure_entry(row["unit_id"], row["label"], row["error"], row["attempts"], row["traceback"] or "")
                 for row in rows if row["state"] == "FAILED"]
+    directions = save_directions(session.prepared, session.output_dir, failures)  # counted with failures, as `run` does
     run = {"rendered_units": sum(row["state"] == "SUCCEEDED" and row["seconds"] is not None for row in rows),
            "skipped_units": sum(row["state"] == "SUCCEEDED" and row["seconds"] is None for row in rows),
            "failed_units": len(failures)}
-    directions = save_directions(session.prepared, session.output_dir, failures)
     manifest = finish_outputs(session.prepared, session.units, session.output_dir, directions, finished, failures, run)
     state = store.conclude(session.job_id, owner, str(manifest))
     if state is not None:
