@@ -1,6 +1,7 @@
 """The job queue end to end: submit, workers in real processes sharing one queue, kills, signals, cancel, retry."""
 
 import copy
+import errno
 import json
 import os
 import signal
@@ -169,6 +170,25 @@ def test_a_failing_unit_fails_the_job_and_retry_finishes_it(tmp_path, reference,
     assert open_store(queue_path()).job(1)["state"] == "SUCCEEDED"
     assert outputs(tmp_path / "outputs" / "tiny") == reference
     assert json.loads((tmp_path / "outputs/tiny/manifest.json").read_text())["failed"] == []
+
+
+def test_direction_files_that_cannot_be_written_are_counted_as_failed_as_run_counts_them(tmp_path, monkeypatch):
+    def no_room(direction_set, folder):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("render.runner.save_direction_set", no_room)
+    counted = {}
+    for how in ("run", "queue"):
+        folder = tmp_path / how
+        job = write_job(folder)
+        if how == "run":
+            run_job(job, folder / "outputs", workers=0, progress=False)
+        else:
+            assert main(["submit", str(job), "--output-root", str(folder / "outputs")]) == 0
+            assert work_until_empty() == 0
+        manifest = json.loads((folder / "outputs/tiny/manifest.json").read_text())
+        counted[how] = [failure["what"] for failure in manifest["failed"]], manifest["run"]["failed_units"]
+    assert counted["queue"] == counted["run"] == (["directions/top"], 1)
 
 
 def test_a_cancelled_job_does_not_run_until_it_is_retried(tmp_path, capsys):
