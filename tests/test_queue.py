@@ -191,6 +191,23 @@ def test_direction_files_that_cannot_be_written_are_counted_as_failed_as_run_cou
     assert counted["queue"] == counted["run"] == (["directions/top"], 1)
 
 
+def test_a_unit_whose_journal_line_cannot_be_written_is_rendered_again_not_a_crash(tmp_path, monkeypatch, capsys):
+    from render.journal import Journal
+
+    append, full = Journal.append, [True]
+
+    def full_once(self, *args):
+        if full.pop() if full else False:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return append(self, *args)
+
+    monkeypatch.setattr(Journal, "append", full_once)
+    assert main(["submit", str(write_job(tmp_path))]) == 0
+    assert work_until_empty() == 0
+    assert open_store(queue_path()).job(1)["state"] == "SUCCEEDED"
+    assert "journal.jsonl: cannot be written (No space left on device) (attempt 1)" in capsys.readouterr().out
+
+
 def test_a_cancelled_job_does_not_run_until_it_is_retried(tmp_path, capsys):
     assert main(["submit", str(write_job(tmp_path))]) == 0
     assert main(["cancel", "1"]) == 0

@@ -47,6 +47,7 @@ from render.queue.store import Claim, QueueError, QueueStore, new_owner, open_st
 from render.queue.submit import load_frozen
 from render.runner import (failure_entry, finish_outputs, job_journal, locked_output_dir, prepare_output_dir,
                            save_directions)
+from render.sinks.atomic import cannot_write
 
 __all__ = ["run_worker", "IDLE_POLL_S"]
 
@@ -102,7 +103,12 @@ class _QueueObserver:
             raise LeaseLost(f"{unit.label}: the unit was cancelled or handed to another worker")
 
     def unit_finished(self, unit: Unit, result: dict[str, Any]) -> None:
-        self.journal.append(unit.unit_id, result["files"], result)
+        try:
+            self.journal.append(unit.unit_id, result["files"], result)
+        except OSError as error:  # its files are complete, but only a journaled unit counts as finished (as in run)
+            unwritten = cannot_write(self.journal.path, error)
+            self.unit_failed(unit, Failure(unit.unit_id, f"{type(unwritten).__name__}: {unwritten}", "", 1), True)
+            return
         claim = self._report(unit)
         accepted = self.store.complete(claim, result)
         _say(f"job {claim.job_id}: {unit.label} done" + ("" if accepted else " (not counted: lease lost)"))
