@@ -133,7 +133,7 @@ def test_a_worker_killed_mid_unit_loses_its_lease_and_another_finishes_the_job(t
     assert not list((tmp_path / "outputs").rglob("*.partial"))
 
 
-def test_sigterm_hands_the_running_unit_back_and_exits_130(tmp_path, monkeypatch, capsys):
+def test_sigterm_hands_the_running_unit_back_and_exits_143_as_run_does(tmp_path, monkeypatch, capsys):
     assert main(["submit", str(write_job(tmp_path))]) == 0
     slowed_down(monkeypatch, {"delay_s": 30})
 
@@ -142,8 +142,8 @@ def test_sigterm_hands_the_running_unit_back_and_exits_130(tmp_path, monkeypatch
         os.kill(os.getpid(), signal.SIGTERM)
 
     threading.Thread(target=terminate_once_running, daemon=True).start()
-    assert main(["worker", "--workers", "0", "--device", "cpu"]) == 130
-    assert capsys.readouterr().err.endswith("sefa-render: interrupted; finished files are kept, "
+    assert main(["worker", "--workers", "0", "--device", "cpu"]) == 143
+    assert capsys.readouterr().err.endswith("sefa-render: terminated; finished files are kept, "
                                             "unfinished ones were removed\n")
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
     units = open_store(queue_path()).units(1)

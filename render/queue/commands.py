@@ -9,12 +9,12 @@ import what `run` does.
 from __future__ import annotations
 
 import argparse
-import signal
 import time
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from render.backends import add_backend_options, open_cluster
+from render.interrupts import sigterm_as_interrupt
 from render.queue.report import event_line, queue_table, status_text
 from render.queue.store import DEFAULT_LEASE_S, TERMINAL, QueueStore, open_store, queue_path
 
@@ -98,21 +98,13 @@ def _status(args: argparse.Namespace) -> int:
     return EXIT_JOB_FAILED if job["state"] == "FAILED" else 0
 
 
-def _interrupt(signum: int, frame: object) -> NoReturn:
-    raise KeyboardInterrupt
-
-
 def _worker(args: argparse.Namespace) -> int:
     from render.queue.worker import run_worker
 
     store = _store(args)
-    previous = signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM stops a worker as Ctrl-C does
-    try:
-        with open_cluster(args) as cluster:
-            return run_worker(store, device=args.device, workers=args.workers, until_empty=args.until_empty,
-                              lease_s=args.lease, cluster=cluster)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    with sigterm_as_interrupt(), open_cluster(args) as cluster:  # SIGTERM stops a worker as it stops `run` (143)
+        return run_worker(store, device=args.device, workers=args.workers, until_empty=args.until_empty,
+                          lease_s=args.lease, cluster=cluster)
 
 
 def _cancel(args: argparse.Namespace) -> int:

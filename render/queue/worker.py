@@ -22,7 +22,7 @@ and by the heartbeat thread, which has its own connection:
     revoked:   {token}           in flight, but no longer held: the unit was cancelled or handed to another worker
 
 Ctrl-C or SIGTERM stops the pool (the sinks remove unfinished files), hands
-every held unit back without counting the attempt, and exits with 130.
+every held unit back without counting the attempt, and exits with 130 (SIGTERM: 143).
 """
 
 from __future__ import annotations
